@@ -1,0 +1,1 @@
+"""segpipe: a DVC-driven U-Net segmentation pipeline (prepare, train, evaluate, visualize)."""

@@ -1,0 +1,21 @@
+"""What every stage script shares: logging set-up and one-line errors with a non-zero exit."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+
+from segpipe.errors import PipelineError
+
+log = logging.getLogger("segpipe")
+
+
+def run_stage(main: Callable[[], None]) -> None:
+    """Run a stage's `main`; report a `PipelineError` as one line on stderr and exit with 1."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        main()
+    except PipelineError as error:
+        log.error("%s", error)
+        sys.exit(1)

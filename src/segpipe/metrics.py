@@ -1,0 +1,55 @@
+"""Segmentation scores computed from a confusion matrix (rows: true class, columns: predicted)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
+    """Pixel counts, int64 num_classes×num_classes, for integer label arrays of equal shape."""
+    flat = y_true.astype(np.int64).ravel() * num_classes + y_pred.astype(np.int64).ravel()
+    return np.bincount(flat, minlength=num_classes**2).reshape(num_classes, num_classes)
+
+
+def per_class_iou(cm: np.ndarray) -> np.ndarray:
+    """TP / (TP + FP + FN) for each class; NaN where the class is absent from truth and prediction."""
+    tp = np.diag(cm).astype(np.float64)
+    union = cm.sum(axis=0) + cm.sum(axis=1) - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, tp / union, np.nan)
+
+
+def per_class_dice(cm: np.ndarray) -> np.ndarray:
+    """2 TP / (2 TP + FP + FN) for each class; NaN where the class is absent everywhere."""
+    tp = np.diag(cm).astype(np.float64)
+    total = cm.sum(axis=0) + cm.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, 2 * tp / total, np.nan)
+
+
+def segmentation_scores(cm: np.ndarray, class_names: list[str]) -> dict[str, Any]:
+    """Pixel accuracy, mean IoU (over classes present), IoU and Dice per class, as JSON-ready data."""
+    iou, dice = per_class_iou(cm), per_class_dice(cm)
+    total = int(cm.sum())
+    return {
+        "pixel_accuracy": float(np.trace(cm) / total) if total else None,
+        "mean_iou": _number(np.nanmean(iou)) if np.isfinite(iou).any() else None,
+        "iou": {name: _number(value) for name, value in zip(class_names, iou)},
+        "dice": {name: _number(value) for name, value in zip(class_names, dice)},
+        "pixels": total,
+    }
+
+
+def confusion_rows(cm: np.ndarray, class_names: list[str]) -> list[dict[str, Any]]:
+    """The matrix as long-format rows (actual, predicted, pixels) for DVC's confusion plot."""
+    return [
+        {"actual": actual, "predicted": predicted, "pixels": int(cm[i, j])}
+        for i, actual in enumerate(class_names)
+        for j, predicted in enumerate(class_names)
+    ]
+
+
+def _number(value: float) -> float | None:
+    return None if np.isnan(value) else round(float(value), 6)

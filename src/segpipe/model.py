@@ -1,0 +1,81 @@
+"""A U-Net built from reusable down- and up-sampling blocks (Keras functional API)."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import keras
+from keras import layers
+
+from segpipe import atomic
+from segpipe.config import ModelConfig
+from segpipe.errors import DataError
+
+
+def conv_block(x, filters: int, config: ModelConfig):
+    """Two 3×3 convolutions, each followed by optional batch norm and a ReLU."""
+    for _ in range(2):
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=not config.batch_norm)(x)
+        if config.batch_norm:
+            x = layers.BatchNormalization(momentum=config.batch_norm_momentum)(x)
+        x = layers.Activation("relu")(x)
+    return x
+
+
+def downsample_block(x, filters: int, config: ModelConfig):
+    """Return (features to skip across, features halved in resolution for the next level)."""
+    skip = conv_block(x, filters, config)
+    down = layers.MaxPooling2D(2)(skip)
+    if config.dropout:
+        down = layers.Dropout(config.dropout)(down)
+    return skip, down
+
+
+def upsample_block(x, skip, filters: int, config: ModelConfig):
+    """Double the resolution of `x`, concatenate the matching skip, and convolve."""
+    x = layers.Conv2DTranspose(filters, 2, strides=2, padding="same")(x)
+    x = layers.Concatenate()([x, skip])
+    if config.dropout:
+        x = layers.Dropout(config.dropout)(x)
+    return conv_block(x, filters, config)
+
+
+def build_unet(
+    image_size: int, num_classes: int, config: ModelConfig, normalization: dict[str, float]
+) -> keras.Model:
+    """U-Net taking uint8-range RGB images and returning per-pixel float32 logits."""
+    inputs = keras.Input((image_size, image_size, 3), name="image")
+    x = layers.Rescaling(normalization["scale"], normalization["offset"])(inputs)
+    skips = []
+    for level in range(config.depth):
+        skip, x = downsample_block(x, config.base_filters * 2**level, config)
+        skips.append(skip)
+    x = conv_block(x, config.base_filters * 2**config.depth, config)
+    for level in reversed(range(config.depth)):
+        x = upsample_block(x, skips[level], config.base_filters * 2**level, config)
+    logits = layers.Conv2D(num_classes, 1, dtype="float32", name="logits")(x)
+    return keras.Model(inputs, logits, name="unet")
+
+
+def save_model(model: keras.Model, path: str | Path) -> None:
+    """Save atomically as `.keras`, with fixed zip timestamps so equal weights give equal bytes."""
+    path = Path(path)
+    with atomic.atomic_path(path) as tmp:
+        staging = tmp.with_name(tmp.name + ".keras")
+        try:
+            model.save(staging)
+            with zipfile.ZipFile(staging) as source, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as target:
+                for info in sorted(source.infolist(), key=lambda item: item.filename):
+                    fixed = zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0))
+                    fixed.compress_type = zipfile.ZIP_DEFLATED
+                    target.writestr(fixed, source.read(info.filename))
+        finally:
+            staging.unlink(missing_ok=True)
+
+
+def load_model(path: str | Path) -> keras.Model:
+    """Load a saved model for inference, in Keras safe mode (no deserialized Python code)."""
+    if not Path(path).exists():
+        raise DataError(f"{path} not found: run the train stage first")
+    return keras.saving.load_model(path, compile=False, safe_mode=True)

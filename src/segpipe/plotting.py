@@ -1,0 +1,63 @@
+"""PNG figures: training curves and predicted masks next to the truth."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.colors import ListedColormap  # noqa: E402
+
+from segpipe import atomic  # noqa: E402
+from segpipe.training import HISTORY_METRICS  # noqa: E402
+
+# Enough distinct colours for up to ten classes; class i is drawn in colour i.
+CLASS_COLOURS = plt.get_cmap("tab10").colors
+
+
+def save_figure(figure: plt.Figure, path: str | Path, dpi: int) -> None:
+    """Write a PNG atomically, without the metadata that would change its bytes between runs."""
+    with atomic.atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=dpi, metadata={"Software": None})
+    plt.close(figure)
+
+
+def training_curves(history: pd.DataFrame) -> plt.Figure:
+    """One panel per metric, train against validation, by epoch."""
+    figure, axes = plt.subplots(1, len(HISTORY_METRICS), figsize=(4 * len(HISTORY_METRICS), 3.2))
+    for ax, metric in zip(axes, HISTORY_METRICS):
+        ax.plot(history["epoch"], history[metric], marker="o", label="train")
+        ax.plot(history["epoch"], history[f"val_{metric}"], marker="o", label="val")
+        ax.set_title(metric.replace("_", " "))
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    figure.tight_layout()
+    return figure
+
+
+def prediction_grid(
+    images: np.ndarray, truths: np.ndarray, predictions: np.ndarray, class_names: list[str]
+) -> plt.Figure:
+    """Rows of (image, true mask, predicted mask) with a shared class legend."""
+    rows = len(images)
+    colours = ListedColormap(CLASS_COLOURS[: len(class_names)])
+    figure, axes = plt.subplots(rows, 3, figsize=(7.5, 2.5 * rows), squeeze=False)
+    for row in range(rows):
+        panels = (images[row], truths[row], predictions[row])
+        for ax, panel, title in zip(axes[row], panels, ("image", "true mask", "predicted mask")):
+            if panel.ndim == 3:
+                ax.imshow(panel)
+            else:
+                ax.imshow(panel, cmap=colours, vmin=-0.5, vmax=len(class_names) - 0.5, interpolation="nearest")
+            ax.set_axis_off()
+            if row == 0:
+                ax.set_title(title)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colours(i)) for i in range(len(class_names))]
+    figure.legend(handles, class_names, loc="lower center", ncol=len(class_names))
+    figure.tight_layout(rect=(0, 0.04, 1, 1))
+    return figure

@@ -1,0 +1,85 @@
+"""Sharded TFRecords of fixed-size uint8 examples, and the manifest that describes them.
+
+Pixels are stored raw (uint8, no lossy encoding); normalization happens in the model's first
+layer, with the scale and offset recorded in the manifest.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from segpipe.errors import DataError
+
+MANIFEST = "manifest.json"
+SPLITS = ("train", "val", "test")
+_FEATURES = {
+    "image": tf.io.FixedLenFeature([], tf.string),
+    "mask": tf.io.FixedLenFeature([], tf.string),
+    "file_name": tf.io.FixedLenFeature([], tf.string),
+}
+
+
+def serialize_example(image: np.ndarray, mask: np.ndarray, file_name: str) -> bytes:
+    """One `tf.train.Example` holding raw image and mask bytes."""
+    feature = {
+        "image": _bytes_feature(np.ascontiguousarray(image, dtype=np.uint8).tobytes()),
+        "mask": _bytes_feature(np.ascontiguousarray(mask, dtype=np.uint8).tobytes()),
+        "file_name": _bytes_feature(file_name.encode("utf-8")),
+    }
+    example = tf.train.Example(features=tf.train.Features(feature=feature))
+    return example.SerializeToString(deterministic=True)  # map keys sorted: same bytes every run
+
+
+def shard_names(split: str, count: int, shard_size: int) -> list[str]:
+    """File names of the shards that hold `count` examples, at most `shard_size` each."""
+    total = max(1, math.ceil(count / shard_size))
+    return [f"{split}-{index:05d}-of-{total:05d}.tfrecord" for index in range(total)]
+
+
+def write_shards(folder: Path, names: list[str], records: Iterable[bytes], shard_size: int) -> int:
+    """Write serialized records into the named shards in order; return how many were written."""
+    remaining = iter(records)
+    written = 0
+    for name in names:
+        with tf.io.TFRecordWriter(str(folder / name)) as writer:
+            for record in itertools.islice(remaining, shard_size):
+                writer.write(record)
+                written += 1
+    if next(remaining, None) is not None:
+        raise ValueError(f"more records than {len(names)} shards of {shard_size} can hold")
+    return written
+
+
+def read_manifest(folder: str | Path) -> dict[str, Any]:
+    path = Path(folder) / MANIFEST
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DataError(f"{path} not found: run the prepare stage first") from None
+
+
+def read_split(folder: str | Path, manifest: dict[str, Any], split: str) -> tf.data.Dataset:
+    """Dataset of (uint8 image S×S×3, uint8 mask S×S×1) in the order they were written."""
+    files = [str(Path(folder) / name) for name in manifest["splits"][split]["shards"]]
+    size = manifest["image_size"]
+
+    def parse(record: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        example = tf.io.parse_single_example(record, _FEATURES)
+        image = tf.reshape(tf.io.decode_raw(example["image"], tf.uint8), (size, size, 3))
+        mask = tf.reshape(tf.io.decode_raw(example["mask"], tf.uint8), (size, size, 1))
+        return image, mask
+
+    records = tf.data.TFRecordDataset(files, num_parallel_reads=None)
+    return records.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def _bytes_feature(value: bytes) -> tf.train.Feature:
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))

@@ -1,0 +1,81 @@
+"""params.yaml is validated once, at load, and every error names the key at fault."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from segpipe.config import load_params, params_from_dict
+from segpipe.errors import ConfigError
+from tests.conftest import ROOT, merged
+
+
+def write(tmp_path, params: dict):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def test_project_params_load_with_their_documented_values():
+    params = load_params(ROOT / "params.yaml")
+    assert params.data.dataset == "synthetic_pets:1.0.0"
+    assert params.data.image_size % 2**params.model.depth == 0
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"train": {"epochs": 0}}, "train.epochs must be >= 1, got 0"),
+        ({"train": {"batch_size": 0}}, "train.batch_size must be >= 1, got 0"),
+        ({"evaluate": {"batch_size": -1}}, "evaluate.batch_size must be >= 1, got -1"),
+        ({"data": {"val_fraction": 0.0}}, "data.val_fraction must be in (0, 1), got 0.0"),
+        ({"data": {"val_fraction": 1}}, "data.val_fraction must be in (0, 1), got 1.0"),
+        ({"data": {"image_size": 100}, "model": {"depth": 3}}, "data.image_size must be divisible by 2**model.depth = 8, got 100"),
+        ({"data": {"dataset": "oxford_iit_pet:4.0.0"}}, "data.dataset names an unknown TFDS dataset 'oxford_iit_pet' (did you mean 'oxford_iiit_pet'?)"),
+        ({"train": {"epochs": "ten"}}, "train.epochs must be int, got 'ten' (str)"),
+        ({"train": {"augment_flip": "yes"}}, "train.augment_flip must be bool, got 'yes' (str)"),
+        ({"train": {"learning_rate": True}}, "train.learning_rate must be float, got True (bool)"),
+    ],
+)
+def test_bad_value_is_refused_naming_the_key(tmp_path, project_params, changes, message):
+    with pytest.raises(ConfigError) as error:
+        load_params(write(tmp_path, merged(project_params, changes)))
+    assert str(error.value) == message
+
+
+def test_unknown_key_is_refused_with_a_suggestion(tmp_path, project_params):
+    project_params["train"]["epoch"] = 3
+    with pytest.raises(ConfigError, match=r"^train\.epoch is not a known param \(did you mean 'epochs'\?\)$"):
+        load_params(write(tmp_path, project_params))
+
+
+def test_unknown_section_is_refused(tmp_path, project_params):
+    project_params["optimiser"] = {"name": "adam"}
+    with pytest.raises(ConfigError, match=r"^optimiser is not a known param$"):
+        load_params(write(tmp_path, project_params))
+
+
+def test_missing_key_is_named(project_params):
+    del project_params["model"]["dropout"]
+    with pytest.raises(ConfigError, match=r"^model\.dropout is missing$"):
+        params_from_dict(project_params)
+
+
+def test_invalid_yaml_is_reported_as_such(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("train: {epochs: 3\n")
+    with pytest.raises(ConfigError, match="is not valid YAML"):
+        load_params(path)
+
+
+def test_python_tags_are_refused_not_executed(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("train: !!python/object/apply:os.system ['touch pwned']\n")
+    with pytest.raises(ConfigError, match="is not valid YAML"):
+        load_params(path)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_integer_is_accepted_where_a_float_is_expected(project_params):
+    project_params["train"]["learning_rate"] = 1
+    assert params_from_dict(project_params).train.learning_rate == 1.0

@@ -1,0 +1,77 @@
+"""The U-Net and its blocks: shapes, parameter counts, saving and loading."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from segpipe.config import ModelConfig
+from segpipe.errors import DataError
+from segpipe.model import build_unet, downsample_block, load_model, save_model, upsample_block
+
+PLAIN = ModelConfig(depth=1, base_filters=2, batch_norm=False, batch_norm_momentum=0.9, dropout=0.0)
+UNIT = {"scale": 1 / 255, "offset": 0.0}
+
+
+def conv(k: int, c_in: int, c_out: int, bias: bool = True) -> int:
+    return k * k * c_in * c_out + (c_out if bias else 0)
+
+
+def test_downsample_block_returns_full_resolution_skip_and_halved_features():
+    inputs = keras.Input((16, 16, 3))
+    skip, down = downsample_block(inputs, 8, PLAIN)
+    assert skip.shape == (None, 16, 16, 8)
+    assert down.shape == (None, 8, 8, 8)
+
+
+def test_upsample_block_doubles_resolution_and_uses_the_skip():
+    x, skip = keras.Input((8, 8, 16)), keras.Input((16, 16, 8))
+    out = upsample_block(x, skip, 8, PLAIN)
+    assert out.shape == (None, 16, 16, 8)
+
+
+def test_unet_outputs_float32_logits_per_pixel_and_class():
+    model = build_unet(32, 5, PLAIN, UNIT)
+    logits = model(np.zeros((2, 32, 32, 3), dtype=np.float32))
+    assert logits.shape == (2, 32, 32, 5)
+    assert logits.dtype == "float32"
+
+
+def test_parameter_count_of_a_depth_one_unet_matches_hand_count():
+    # encoder 3->2->2, bottleneck 2->4->4, transpose 4->2 (2x2), decoder (2+2)->2->2, head 2->3 (1x1)
+    expected = (
+        conv(3, 3, 2) + conv(3, 2, 2)
+        + conv(3, 2, 4) + conv(3, 4, 4)
+        + conv(2, 4, 2)
+        + conv(3, 4, 2) + conv(3, 2, 2)
+        + conv(1, 2, 3)
+    )
+    assert build_unet(16, 3, PLAIN, UNIT).count_params() == expected == 473
+
+
+def test_batch_norm_replaces_conv_biases_with_four_values_per_channel():
+    with_bn = ModelConfig(depth=1, base_filters=2, batch_norm=True, batch_norm_momentum=0.9, dropout=0.0)
+    # The six 3x3 convolutions (2+2+4+4+2+2 channels) lose a bias and gain gamma, beta, mean, variance.
+    channels = 2 + 2 + 4 + 4 + 2 + 2
+    assert build_unet(16, 3, with_bn, UNIT).count_params() == 473 - channels + 4 * channels
+
+
+def test_reference_notebook_unet_has_31_million_parameters():
+    reference = ModelConfig(depth=4, base_filters=64, batch_norm=False, batch_norm_momentum=0.99, dropout=0.3)
+    assert build_unet(128, 3, reference, UNIT).count_params() == pytest.approx(31.0e6, rel=0.01)
+
+
+def test_saved_model_reloads_with_identical_predictions_and_bytes(tmp_path):
+    model = build_unet(16, 3, PLAIN, UNIT)
+    images = np.random.default_rng(0).uniform(0, 255, size=(1, 16, 16, 3)).astype(np.float32)
+    save_model(model, tmp_path / "a.keras")
+    save_model(model, tmp_path / "b.keras")
+    assert (tmp_path / "a.keras").read_bytes() == (tmp_path / "b.keras").read_bytes()
+    reloaded = load_model(tmp_path / "a.keras")
+    np.testing.assert_allclose(reloaded(images), model(images), rtol=1e-6)
+
+
+def test_loading_a_missing_model_names_the_file(tmp_path):
+    with pytest.raises(DataError, match=r"missing\.keras not found: run the train stage first"):
+        load_model(tmp_path / "missing.keras")

@@ -1,0 +1,151 @@
+"""The DVC pipeline end to end, in a temporary git repository, on the tiny configuration.
+
+Which stages ran is read from `dvc repro`'s own output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT, TINY, merged
+
+pytestmark = pytest.mark.integration
+
+PROJECT_FILES = ["dvc.yaml", "params.yaml", ".gitignore", ".dvcignore", ".dvc/config", ".dvc/plots", "stages", "src"]
+STAGES = {"prepare", "train", "evaluate", "visualize"}
+
+
+class Repo:
+    def __init__(self, root: Path):
+        self.root = root
+        self.env = {
+            **os.environ,
+            # Stage commands must run the copy's code with this interpreter's packages.
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+            "PYTHONPATH": str(root / "src"),
+            "DVC_NO_ANALYTICS": "1",
+            "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com",
+            "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.com",
+        }
+
+    def run(self, *args: str) -> str:
+        result = subprocess.run(args, cwd=self.root, env=self.env, capture_output=True, text=True)
+        assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+        return result.stdout + result.stderr
+
+    def dvc(self, *args: str) -> str:
+        return self.run(str(Path(sys.executable).parent / "dvc"), *args)
+
+    def repro(self) -> set[str]:
+        """Run `dvc repro` and return the names of the stages it ran."""
+        return set(re.findall(r"Running stage '(\w+)'", self.dvc("repro")))
+
+    def set_params(self, changes: dict) -> None:
+        path = self.root / "params.yaml"
+        path.write_text(yaml.safe_dump(merged(yaml.safe_load(path.read_text()), changes), sort_keys=False))
+
+    def commit(self, message: str) -> None:
+        self.run("git", "add", "-A")
+        self.run("git", "commit", "-q", "-m", message)
+
+    def reset(self) -> None:
+        """Back to the last commit: params, committed metrics, and DVC-tracked outputs."""
+        self.run("git", "reset", "-q", "--hard")
+        self.dvc("checkout", "--force")
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Repo:
+    root = tmp_path_factory.mktemp("pipeline")
+    for name in PROJECT_FILES:
+        source = ROOT / name
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy2(source, root / name)
+    repo = Repo(root)
+    repo.run("git", "init", "-q")
+    repo.set_params(TINY)
+    assert repo.repro() == STAGES
+    repo.commit("tiny pipeline")
+    return repo
+
+
+@pytest.fixture
+def clean_repo(repo: Repo):
+    yield repo
+    repo.reset()
+
+
+def test_full_run_writes_every_output(repo):
+    metrics = json.loads((repo.root / "metrics/evaluate.json").read_text())
+    assert 0.0 <= metrics["pixel_accuracy"] <= 1.0
+    assert set(metrics["iou"]) == {"pet", "background", "border"}
+    assert metrics["pixels"] == 8 * 32 * 32
+    assert (repo.root / "models/model.keras").is_file()
+    assert (repo.root / "plots/figures/predictions.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    manifest = json.loads((repo.root / "data/prepared/manifest.json").read_text())
+    assert {split: info["examples"] for split, info in manifest["splits"].items()} == {"train": 22, "val": 2, "test": 8}
+
+
+def test_second_repro_runs_nothing_and_status_is_clean(clean_repo):
+    assert clean_repo.repro() == set()
+    assert json.loads(clean_repo.dvc("status", "--json")) == {}
+
+
+def test_forced_prepare_rerun_writes_identical_bytes_and_reruns_nothing_downstream(clean_repo):
+    lock = (clean_repo.root / "dvc.lock").read_text()
+    clean_repo.dvc("repro", "--force", "prepare")
+    assert (clean_repo.root / "dvc.lock").read_text() == lock
+    assert clean_repo.repro() == set()
+
+
+def test_visualize_param_reruns_only_visualize(clean_repo):
+    clean_repo.set_params({"visualize": {"num_examples": 3}})
+    assert clean_repo.repro() == {"visualize"}
+
+
+def test_evaluate_param_reruns_only_evaluate(clean_repo):
+    clean_repo.set_params({"evaluate": {"batch_size": 4}})
+    assert clean_repo.repro() == {"evaluate"}
+
+
+def test_train_param_reruns_train_evaluate_and_visualize(clean_repo):
+    clean_repo.set_params({"train": {"learning_rate": 0.01}})
+    assert clean_repo.repro() == {"train", "evaluate", "visualize"}
+
+
+def test_image_size_reruns_all_four_stages(clean_repo):
+    clean_repo.set_params({"data": {"image_size": 16}})
+    assert clean_repo.repro() == STAGES
+
+
+def test_metrics_diff_shows_the_change_between_two_commits(clean_repo):
+    clean_repo.set_params({"train": {"epochs": 2}})
+    clean_repo.repro()
+    clean_repo.commit("two epochs")
+    try:
+        diff = json.loads(clean_repo.dvc("metrics", "diff", "HEAD~1", "HEAD", "--json"))
+        epochs = diff["metrics/train.json"]["epochs"]
+        assert (epochs["old"], epochs["new"]) == (1, 2)
+        assert "mean_iou" in diff["metrics/evaluate.json"]
+    finally:
+        clean_repo.run("git", "reset", "-q", "--hard", "HEAD~1")
+
+
+def test_plots_show_writes_html_with_curves_confusion_and_images(clean_repo, tmp_path):
+    clean_repo.dvc("plots", "show", "-o", str(tmp_path / "out"))
+    html = (tmp_path / "out" / "index.html").read_text()
+    for title in ("Mean IoU", "Pixel accuracy", "Training loss (cross-entropy)", "Test confusion matrix"):
+        assert title in html
+    assert "predictions.png" in html and "training_curves.png" in html
