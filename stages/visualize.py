@@ -1,4 +1,4 @@
-"""DVC stage `visualize`: draw the training curves and predicted masks for the first test images."""
+"""DVC stage `visualize`: draw the training curves, and predicted masks for a seeded sample of test images."""
 
 from pathlib import Path
 
@@ -13,18 +13,15 @@ from segpipe.model import load_model
 
 def main() -> None:
     params = load_params()
-    figures = Path(params.paths.figures)
     prepared = Path(params.paths.prepared)
     manifest = tfrecords.read_manifest(prepared)
     model = load_model(params.paths.model)
     reports.check_model_fits(model, manifest, params.paths.model)
     history = pd.read_csv(params.paths.history)
-    plotting.save_figure(plotting.training_curves(history), figures / "training_curves.png", params.visualize.dpi)
-    images, masks = next(iter(tfrecords.read_split(prepared, manifest, "test").batch(params.visualize.num_examples)))
-    grid = plotting.prediction_grid(
-        images.numpy(), masks.numpy()[..., 0], predict_classes(model, images), manifest["class_names"]
-    )
-    plotting.save_figure(grid, figures / "predictions.png", params.visualize.dpi)
+    plotting.save_figure(plotting.training_curves(history), params.paths.training_curves, params.visualize.dpi)
+    images, masks = tfrecords.sample_split(prepared, manifest, "test", params.visualize.num_examples, params.visualize.seed)
+    grid = plotting.prediction_grid(images, masks[..., 0], predict_classes(model, images), manifest["class_names"])
+    plotting.save_figure(grid, params.paths.predictions, params.visualize.dpi)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ def merged(base: dict, changes: dict) -> dict:
     """A deep copy of `base` with the nested `changes` applied."""
     result = copy.deepcopy(base)
     for key, value in changes.items():
-        result[key] = merged(result[key], value) if isinstance(value, dict) else value
+        result[key] = merged(result.get(key, {}), value) if isinstance(value, dict) else value
     return result
 
 

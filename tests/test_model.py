@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import zipfile
+
 import keras
 import numpy as np
 import pytest
@@ -68,6 +71,8 @@ def test_saved_model_reloads_with_identical_predictions_and_bytes(tmp_path):
     save_model(model, tmp_path / "a.keras")
     save_model(model, tmp_path / "b.keras")
     assert (tmp_path / "a.keras").read_bytes() == (tmp_path / "b.keras").read_bytes()
+    with zipfile.ZipFile(tmp_path / "a.keras") as archive:
+        assert "date_saved" not in json.loads(archive.read("metadata.json"))
     reloaded = load_model(tmp_path / "a.keras")
     np.testing.assert_allclose(reloaded(images), model(images), rtol=1e-6)
 

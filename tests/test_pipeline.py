@@ -20,7 +20,9 @@ from tests.conftest import ROOT, TINY, merged
 
 pytestmark = pytest.mark.integration
 
-PROJECT_FILES = ["dvc.yaml", "params.yaml", ".gitignore", ".dvcignore", ".dvc/config", ".dvc/plots", "stages", "src"]
+PROJECT_FILES = [
+    "dvc.yaml", "params.yaml", ".gitignore", ".dvcignore", ".dvc/config", ".dvc/plots", "stages", "src", "data/images",
+]
 STAGES = {"prepare", "train", "evaluate", "visualize"}
 
 
@@ -93,7 +95,7 @@ def test_full_run_writes_every_output(repo):
     assert set(metrics["iou"]) == {"pet", "background", "border"}
     assert metrics["pixels"] == 8 * 32 * 32
     assert (repo.root / "models/model.keras").is_file()
-    assert (repo.root / "plots/figures/predictions.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (repo.root / "plots/predictions.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     manifest = json.loads((repo.root / "data/prepared/manifest.json").read_text())
     assert {split: info["examples"] for split, info in manifest["splits"].items()} == {"train": 22, "val": 2, "test": 8}
 

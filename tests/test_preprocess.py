@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from segpipe.errors import DataError
-from segpipe.preprocess import resize_image, resize_mask, trimap_to_classes, validation_indices
+from segpipe.images import trimap_to_classes
+from segpipe.preprocess import resize_image, resize_mask
+from segpipe.sources import held_out_indices
 
 
 def test_resized_mask_keeps_exactly_the_input_labels():
@@ -36,12 +38,12 @@ def test_trimap_value_outside_one_to_three_names_the_file():
 
 
 def test_validation_split_is_seeded_and_sized_by_fraction():
-    first = validation_indices(100, 0.1, seed=3)
-    assert first == validation_indices(100, 0.1, seed=3)
-    assert first != validation_indices(100, 0.1, seed=4)
+    first = held_out_indices(100, 0.1, seed=3)
+    assert first == held_out_indices(100, 0.1, seed=3)
+    assert first != held_out_indices(100, 0.1, seed=4)
     assert len(first) == 10 and first <= set(range(100))
 
 
 def test_validation_split_leaves_at_least_one_example_on_each_side():
-    assert len(validation_indices(3, 0.01, seed=0)) == 1
-    assert len(validation_indices(3, 0.99, seed=0)) == 2
+    assert len(held_out_indices(3, 0.01, seed=0)) == 1
+    assert len(held_out_indices(3, 0.99, seed=0)) == 2

@@ -19,9 +19,9 @@ def examples(count: int, size: int):
 
 def test_examples_read_back_exactly_and_in_order(tmp_path):
     originals = list(examples(5, 8))
-    names = tfrecords.shard_names("test", 5, shard_size=2)
     records = (tfrecords.serialize_example(*example) for example in originals)
-    assert tfrecords.write_shards(tmp_path, names, records, shard_size=2) == 5
+    written, names = tfrecords.write_shards(tmp_path, "test", records, shard_size=2)
+    assert written == 5
     manifest = {"image_size": 8, "splits": {"test": {"shards": names}}}
     read = list(tfrecords.read_split(tmp_path, manifest, "test").as_numpy_iterator())
     assert len(read) == 5
@@ -30,26 +30,23 @@ def test_examples_read_back_exactly_and_in_order(tmp_path):
         np.testing.assert_array_equal(read_mask, mask)
 
 
-def test_shards_hold_at_most_shard_size_examples():
-    assert tfrecords.shard_names("train", 5, shard_size=2) == [
-        "train-00000-of-00003.tfrecord",
-        "train-00001-of-00003.tfrecord",
-        "train-00002-of-00003.tfrecord",
-    ]
-    assert tfrecords.shard_names("val", 0, shard_size=2) == ["val-00000-of-00001.tfrecord"]
+def test_shards_hold_at_most_shard_size_examples(tmp_path):
+    records = [tfrecords.serialize_example(*example) for example in examples(5, 4)]
+    assert tfrecords.write_shards(tmp_path, "train", records, shard_size=2) == (
+        5,
+        ["train-00000.tfrecord", "train-00001.tfrecord", "train-00002.tfrecord"],
+    )
 
 
-def test_more_records_than_shards_hold_is_an_error(tmp_path):
-    records = (tfrecords.serialize_example(*example) for example in examples(3, 4))
-    with pytest.raises(ValueError, match="more records than 1 shards of 2"):
-        tfrecords.write_shards(tmp_path, ["only.tfrecord"], records, shard_size=2)
+def test_an_empty_split_still_gets_one_empty_shard(tmp_path):
+    assert tfrecords.write_shards(tmp_path, "val", [], shard_size=2) == (0, ["val-00000.tfrecord"])
+    assert (tmp_path / "val-00000.tfrecord").stat().st_size == 0
 
 
 def test_stored_bytes_stay_within_ten_percent_of_raw_pixels(tmp_path):
     size, count = 32, 10
-    names = tfrecords.shard_names("train", count, shard_size=count)
     records = (tfrecords.serialize_example(*example) for example in examples(count, size))
-    tfrecords.write_shards(tmp_path, names, records, shard_size=count)
+    _, names = tfrecords.write_shards(tmp_path, "train", records, shard_size=count)
     raw = count * size * size * 4
     assert (tmp_path / names[0]).stat().st_size <= 1.1 * raw
 
@@ -57,3 +54,23 @@ def test_stored_bytes_stay_within_ten_percent_of_raw_pixels(tmp_path):
 def test_missing_manifest_says_to_run_prepare(tmp_path):
     with pytest.raises(DataError, match="manifest.json not found: run the prepare stage first"):
         tfrecords.read_manifest(tmp_path)
+
+
+def test_sample_is_seeded_and_keeps_images_with_their_masks(tmp_path):
+    originals = list(examples(6, 4))
+    _, names = tfrecords.write_shards(tmp_path, "test", (tfrecords.serialize_example(*e) for e in originals), 4)
+    manifest = {"image_size": 4, "splits": {"test": {"shards": names, "examples": 6}}}
+    images, masks = tfrecords.sample_split(tmp_path, manifest, "test", count=3, seed=5)
+    again, _ = tfrecords.sample_split(tmp_path, manifest, "test", count=3, seed=5)
+    assert images.shape == (3, 4, 4, 3) and masks.shape == (3, 4, 4, 1)
+    np.testing.assert_array_equal(images, again)
+    by_image = {image.tobytes(): mask for image, mask, _ in originals}
+    for image, mask in zip(images, masks):
+        np.testing.assert_array_equal(by_image[image.tobytes()], mask)
+
+
+def test_sample_larger_than_the_split_returns_the_whole_split(tmp_path):
+    _, names = tfrecords.write_shards(tmp_path, "test", (tfrecords.serialize_example(*e) for e in examples(2, 4)), 4)
+    manifest = {"image_size": 4, "splits": {"test": {"shards": names, "examples": 2}}}
+    images, _ = tfrecords.sample_split(tmp_path, manifest, "test", count=10, seed=0)
+    assert len(images) == 2

@@ -29,7 +29,8 @@ class PathsConfig:
     history: str
     eval_metrics: str
     confusion: str
-    figures: str
+    training_curves: str
+    predictions: str
 
 
 @dataclass(frozen=True)
@@ -48,13 +49,33 @@ class EmbeddedConfig:
 
 
 @dataclass(frozen=True)
+class FolderConfig:
+    path: str
+    layout: str
+    class_names: tuple[str, ...]
+    test_fraction: float
+
+    def validate(self, key: str) -> None:
+        _one_of(f"{key}.layout", self.layout, ("oxford", "masks"))
+        if len(self.class_names) < 2 or len(set(self.class_names)) != len(self.class_names):
+            raise ConfigError(f"{key}.class_names must name at least 2 distinct classes, got {list(self.class_names)}")
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ConfigError(f"{key}.test_fraction must be in (0, 1), got {self.test_fraction}")
+
+
+@dataclass(frozen=True)
 class DataConfig:
+    source: str
     dataset: str
     tfds_data_dir: str
+    manual_dir: str
+    download_timeout: float
+    folder: FolderConfig
     image_size: int
     val_fraction: float
     split_seed: int
     shard_size: int
+    on_bad_example: str
     embedded: EmbeddedConfig
 
     @property
@@ -66,14 +87,20 @@ class DataConfig:
         return self.dataset.split(":")[1] if ":" in self.dataset else None
 
     def validate(self, key: str) -> None:
-        from segpipe.sources import known_datasets
+        _one_of(f"{key}.source", self.source, ("tfds", "folder"))
+        if self.source == "tfds":
+            from segpipe.sources import known_datasets
 
-        known = known_datasets()
-        if self.dataset_name not in known:
-            raise ConfigError(
-                f"{key}.dataset names an unknown TFDS dataset {self.dataset_name!r}"
-                f"{_did_you_mean(self.dataset_name, known)}"
-            )
+            known = known_datasets()
+            if self.dataset_name not in known:
+                raise ConfigError(
+                    f"{key}.dataset names an unknown TFDS dataset {self.dataset_name!r}"
+                    f"{_did_you_mean(self.dataset_name, known)}"
+                )
+        if not self.download_timeout > 0:
+            raise ConfigError(f"{key}.download_timeout must be > 0, got {self.download_timeout}")
+        self.folder.validate(f"{key}.folder")
+        _one_of(f"{key}.on_bad_example", self.on_bad_example, ("error", "skip"))
         _at_least(f"{key}.image_size", self.image_size, 8)
         if not 0.0 < self.val_fraction < 1.0:
             raise ConfigError(f"{key}.val_fraction must be in (0, 1), got {self.val_fraction}")
@@ -130,6 +157,7 @@ class EvaluateConfig:
 @dataclass(frozen=True)
 class VisualizeConfig:
     num_examples: int
+    seed: int
     dpi: int
 
     def validate(self, key: str) -> None:
@@ -214,11 +242,20 @@ def _convert(hint: Any, value: Any, key: str) -> Any:
         value = float(value) if ok else value
     elif hint is str:
         ok = isinstance(value, str)
+    elif hint == tuple[str, ...]:
+        if not (isinstance(value, list) and all(isinstance(item, str) for item in value)):
+            raise ConfigError(f"{key} must be a list of strings, got {_describe(value)}")
+        return tuple(value)
     else:
         raise TypeError(f"unsupported param type {hint} for {key}")
     if not ok:
         raise ConfigError(f"{key} must be {hint.__name__}, got {_describe(value)}")
     return value
+
+
+def _one_of(key: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
 
 
 def _at_least(key: str, value: int, minimum: int) -> None:

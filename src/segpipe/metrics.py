@@ -34,7 +34,7 @@ def segmentation_scores(cm: np.ndarray, class_names: list[str]) -> dict[str, Any
     iou, dice = per_class_iou(cm), per_class_dice(cm)
     total = int(cm.sum())
     return {
-        "pixel_accuracy": float(np.trace(cm) / total) if total else None,
+        "pixel_accuracy": _number(np.trace(cm) / total) if total else None,
         "mean_iou": _number(np.nanmean(iou)) if np.isfinite(iou).any() else None,
         "iou": {name: _number(value) for name, value in zip(class_names, iou)},
         "dice": {name: _number(value) for name, value in zip(class_names, dice)},

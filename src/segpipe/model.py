@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import zipfile
 from pathlib import Path
 
@@ -59,7 +60,11 @@ def build_unet(
 
 
 def save_model(model: keras.Model, path: str | Path) -> None:
-    """Save atomically as `.keras`, with fixed zip timestamps so equal weights give equal bytes."""
+    """Save atomically as `.keras`, so that equal weights give equal bytes.
+
+    Zip timestamps are fixed and Keras's `date_saved` is dropped from metadata.json: they are the
+    only bytes that differ between two identical runs, and would make DVC re-run evaluation.
+    """
     path = Path(path)
     with atomic.atomic_path(path) as tmp:
         staging = tmp.with_name(tmp.name + ".keras")
@@ -69,9 +74,18 @@ def save_model(model: keras.Model, path: str | Path) -> None:
                 for info in sorted(source.infolist(), key=lambda item: item.filename):
                     fixed = zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0))
                     fixed.compress_type = zipfile.ZIP_DEFLATED
-                    target.writestr(fixed, source.read(info.filename))
+                    content = source.read(info.filename)
+                    if info.filename == "metadata.json":
+                        content = _without_save_date(content)
+                    target.writestr(fixed, content)
         finally:
             staging.unlink(missing_ok=True)
+
+
+def _without_save_date(metadata: bytes) -> bytes:
+    fields = json.loads(metadata)
+    fields.pop("date_saved", None)
+    return json.dumps(fields, sort_keys=True).encode()
 
 
 def load_model(path: str | Path) -> keras.Model:

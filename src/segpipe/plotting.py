@@ -15,8 +15,15 @@ from matplotlib.colors import ListedColormap  # noqa: E402
 from segpipe import atomic  # noqa: E402
 from segpipe.training import HISTORY_METRICS  # noqa: E402
 
-# Enough distinct colours for up to ten classes; class i is drawn in colour i.
-CLASS_COLOURS = plt.get_cmap("tab10").colors
+
+
+def class_colours(count: int) -> ListedColormap:
+    """One distinct colour per class, the same for class i in every figure."""
+    if count <= 10:
+        return ListedColormap(plt.get_cmap("tab10").colors[:count])
+    if count <= 20:
+        return ListedColormap(plt.get_cmap("tab20").colors[:count])
+    return ListedColormap(plt.get_cmap("hsv")(np.linspace(0, 1, count, endpoint=False)))
 
 
 def save_figure(figure: plt.Figure, path: str | Path, dpi: int) -> None:
@@ -45,7 +52,7 @@ def prediction_grid(
 ) -> plt.Figure:
     """Rows of (image, true mask, predicted mask) with a shared class legend."""
     rows = len(images)
-    colours = ListedColormap(CLASS_COLOURS[: len(class_names)])
+    colours = class_colours(len(class_names))
     figure, axes = plt.subplots(rows, 3, figsize=(7.5, 2.5 * rows), squeeze=False)
     for row in range(rows):
         panels = (images[row], truths[row], predictions[row])

@@ -31,61 +31,48 @@ def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
     return tf.image.resize(mask, (size, size), method="nearest").numpy().astype(np.uint8)
 
 
-def trimap_to_classes(trimap: np.ndarray, file_name: str) -> np.ndarray:
-    """Map Oxford trimap values 1 (pet), 2 (background), 3 (border) to class ids 0, 1, 2."""
-    values = np.unique(trimap)
-    if values.size and (values.min() < 1 or values.max() > 3):
-        raise DataError(f"{file_name}: trimap values must be 1, 2 or 3, found {values.tolist()}")
-    return trimap - 1
-
-
-def validation_indices(train_size: int, fraction: float, seed: int) -> set[int]:
-    """A seeded, order-independent choice of round(fraction * n) train indices (at least one)."""
-    count = min(train_size - 1, max(1, round(train_size * fraction)))
-    return set(np.random.default_rng(seed).permutation(train_size)[:count].tolist())
-
-
 def prepare_dataset(data: DataConfig, out_dir: str | Path) -> dict[str, Any]:
-    """Load `data.dataset` through TFDS, write train/val/test shards and the manifest atomically."""
-    with sources.prepared_builder(data) as builder, atomic.atomic_dir(out_dir) as tmp:
-        train_size = sources.split_size(builder, "train")
-        if train_size < 2:
-            raise DataError(f"{data.dataset}: the train split needs at least 2 examples, has {train_size}")
-        val = validation_indices(train_size, data.val_fraction, data.split_seed)
-        counts = {
-            "train": train_size - len(val),
-            "val": len(val),
-            "test": sources.split_size(builder, "test"),
+    """Read the source `data` names, write train/val/test shards and the manifest atomically."""
+    with sources.open_source(data) as source, atomic.atomic_dir(out_dir) as tmp:
+        if source.sizes["train"] < 2 or source.sizes["test"] < 1:
+            raise DataError(f"{source.description}: need at least 2 train and 1 test examples, found {source.sizes}")
+        val = sources.held_out_indices(source.sizes["train"], data.val_fraction, data.split_seed)
+        entries = {
+            "train": (entry for i, entry in enumerate(source.entries("train")) if i not in val),
+            "val": (entry for i, entry in enumerate(source.entries("train")) if i in val),
+            "test": source.entries("test"),
         }
-        streams = {
-            "train": (ex for i, ex in enumerate(sources.iter_examples(builder, "train")) if i not in val),
-            "val": (ex for i, ex in enumerate(sources.iter_examples(builder, "train")) if i in val),
-            "test": sources.iter_examples(builder, "test"),
-        }
+        skipped: dict[str, list[dict[str, str]]] = {}
         splits = {}
         for split in tfrecords.SPLITS:
-            names = tfrecords.shard_names(split, counts[split], data.shard_size)
-            written = tfrecords.write_shards(tmp, names, _records(streams[split], data.image_size), data.shard_size)
-            log.info("%s: wrote %d examples in %d shards", split, written, len(names))
-            splits[split] = {"examples": written, "shards": names}
+            skipped[split] = []
+            records = _records(entries[split], data.image_size, data.on_bad_example, skipped[split])
+            written, shards = tfrecords.write_shards(tmp, split, records, data.shard_size)
+            log.info("%s: wrote %d examples in %d shards, skipped %d", split, written, len(shards), len(skipped[split]))
+            splits[split] = {"examples": written, "shards": shards}
         manifest = {
-            "source": {
-                "dataset": builder.name,
-                "version": str(builder.version),
-                "config": builder.builder_config.name if builder.builder_config else None,
-            },
+            "source": source.description,
             "image_size": data.image_size,
-            "class_names": list(sources.TRIMAP_CLASS_NAMES),
+            "class_names": list(source.class_names),
             "normalization": NORMALIZATION,
             "storage": "raw uint8: image S×S×3 RGB, mask S×S×1 class ids",
             "splits": splits,
+            "missing": {"train": source.missing["train"], "test": source.missing["test"]},
+            "skipped": skipped,
         }
         atomic.write_json(tmp / tfrecords.MANIFEST, manifest)
     return manifest
 
 
-def _records(examples: Iterator[sources.Example], size: int) -> Iterator[bytes]:
-    for example in examples:
-        image = resize_image(example.image, size)
-        mask = resize_mask(trimap_to_classes(example.trimap, example.file_name), size)
-        yield tfrecords.serialize_example(image, mask, example.file_name)
+def _records(entries: Iterator[sources.Entry], size: int, on_bad: str, skipped: list[dict[str, str]]) -> Iterator[bytes]:
+    """Serialized, resized examples; bad ones raise, or are skipped and noted in `skipped`."""
+    for entry in entries:
+        try:
+            image, mask = entry.load()
+        except DataError as error:
+            if on_bad == "error":
+                raise
+            log.warning("skipping %s", error)
+            skipped.append({"name": entry.name, "reason": str(error)})
+            continue
+        yield tfrecords.serialize_example(resize_image(image, size), resize_mask(mask, size), entry.name)

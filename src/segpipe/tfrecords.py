@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -38,24 +37,22 @@ def serialize_example(image: np.ndarray, mask: np.ndarray, file_name: str) -> by
     return example.SerializeToString(deterministic=True)  # map keys sorted: same bytes every run
 
 
-def shard_names(split: str, count: int, shard_size: int) -> list[str]:
-    """File names of the shards that hold `count` examples, at most `shard_size` each."""
-    total = max(1, math.ceil(count / shard_size))
-    return [f"{split}-{index:05d}-of-{total:05d}.tfrecord" for index in range(total)]
+def write_shards(folder: Path, split: str, records: Iterable[bytes], shard_size: int) -> tuple[int, list[str]]:
+    """Write records in order into `{split}-00000.tfrecord`, ... of at most `shard_size` each.
 
-
-def write_shards(folder: Path, names: list[str], records: Iterable[bytes], shard_size: int) -> int:
-    """Write serialized records into the named shards in order; return how many were written."""
+    Returns the number written and the shard names (at least one shard, possibly empty).
+    """
     remaining = iter(records)
-    written = 0
-    for name in names:
-        with tf.io.TFRecordWriter(str(folder / name)) as writer:
-            for record in itertools.islice(remaining, shard_size):
+    written, names = 0, []
+    while True:
+        chunk = list(itertools.islice(remaining, shard_size))
+        if names and not chunk:
+            return written, names
+        names.append(f"{split}-{len(names):05d}.tfrecord")
+        with tf.io.TFRecordWriter(str(folder / names[-1])) as writer:
+            for record in chunk:
                 writer.write(record)
-                written += 1
-    if next(remaining, None) is not None:
-        raise ValueError(f"more records than {len(names)} shards of {shard_size} can hold")
-    return written
+        written += len(chunk)
 
 
 def read_manifest(folder: str | Path) -> dict[str, Any]:
@@ -77,9 +74,22 @@ def read_split(folder: str | Path, manifest: dict[str, Any], split: str) -> tf.d
         mask = tf.reshape(tf.io.decode_raw(example["mask"], tf.uint8), (size, size, 1))
         return image, mask
 
-    records = tf.data.TFRecordDataset(files, num_parallel_reads=None)
+    # Parallel reads interleave shards in a fixed order, so the example order stays deterministic.
+    records = tf.data.TFRecordDataset(files, num_parallel_reads=tf.data.AUTOTUNE)
     return records.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def _bytes_feature(value: bytes) -> tf.train.Feature:
     return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+
+def sample_split(
+    folder: str | Path, manifest: dict[str, Any], split: str, count: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded sample of `count` examples (or all, if fewer) as stacked image and mask arrays."""
+    total = manifest["splits"][split]["examples"]
+    chosen = np.sort(np.random.default_rng(seed).permutation(total)[: min(count, total)])
+    keep = tf.constant(chosen, dtype=tf.int64)
+    pairs = read_split(folder, manifest, split).enumerate().filter(lambda i, _: tf.reduce_any(i == keep))
+    images, masks = zip(*[(image, mask) for _, (image, mask) in pairs.as_numpy_iterator()])
+    return np.stack(images), np.stack(masks)

@@ -1,0 +1,67 @@
+"""Reading real-world image and mask files, and checking an example before it is stored.
+
+Real files are messy: palette, RGBA, grayscale and CMYK images, PNG data behind a `.jpg` name.
+Every image becomes 3-channel RGB; every problem becomes a `DataError` naming the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from segpipe.errors import DataError
+
+# Oxford-IIIT Pet trimaps: 1 pet, 2 background, 3 border; stored as classes 0, 1, 2.
+TRIMAP_CLASS_NAMES = ("pet", "background", "border")
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """Any image file PIL can read (by content, not by name), as uint8 H×W×3 RGB."""
+    with _opened(path) as image:
+        if image.mode in ("P", "PA", "LA"):  # palettes may carry transparency: expand it first
+            image = image.convert("RGBA")
+        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+def read_mask(path: Path) -> np.ndarray:
+    """A single-channel label image (grayscale or palette indices) as uint8 H×W×1."""
+    with _opened(path) as image:
+        if image.mode not in ("L", "P", "I", "I;16"):
+            raise DataError(f"{path}: a mask must be a single-channel image, got mode {image.mode}")
+        values = np.asarray(image)
+    if values.max(initial=0) > 255:
+        raise DataError(f"{path}: mask values must be below 256, found {int(values.max())}")
+    return values.astype(np.uint8)[..., None]
+
+
+def trimap_to_classes(trimap: np.ndarray, name: str) -> np.ndarray:
+    """Map Oxford trimap values 1 (pet), 2 (background), 3 (border) to class ids 0, 1, 2."""
+    values = np.unique(trimap)
+    if values.size and (values.min() < 1 or values.max() > 3):
+        raise DataError(f"{name}: trimap values must be 1, 2 or 3, found {values.tolist()}")
+    return trimap - 1
+
+
+def checked_pair(name: str, image: np.ndarray, mask: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return (image, mask) after checking they have the same size and the mask holds class ids only."""
+    if image.shape[:2] != mask.shape[:2]:
+        raise DataError(
+            f"{name}: image is {image.shape[1]}x{image.shape[0]} but its mask is {mask.shape[1]}x{mask.shape[0]}"
+        )
+    top = int(mask.max(initial=0))
+    if top >= num_classes:
+        raise DataError(f"{name}: mask value {top} is not a class id (0..{num_classes - 1})")
+    return image, mask
+
+
+def _opened(path: Path) -> Image.Image:
+    try:
+        image = Image.open(path)
+        image.load()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise DataError(f"{path}: unreadable image ({error})") from None
+    return image
