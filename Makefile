@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Stage commands call `python`: make it the environment's.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup demo repro test clean
+.PHONY: setup demo repro test report clean
 
 setup: $(VENV)/.installed
 
@@ -28,3 +28,8 @@ test: setup
 
 clean:
 	rm -rf $(VENV)
+
+# A markdown report (params, metrics, figures) of the workspace against BASE: report/report.md.
+BASE ?= main
+report: setup
+	$(BIN)/python -m segpipe.report --base $(BASE) --out report

@@ -1,14 +1,13 @@
-"""DVC stage `evaluate`: score the model on the whole test split; write metrics and the confusion matrix."""
+"""DVC stage `evaluate`: score the model on the whole test split; write metrics, confusion matrix, IoU tables."""
 
 from pathlib import Path
 
 from segpipe import atomic, reports, tfrecords
 from segpipe.cli import run_stage
 from segpipe.config import load_params
-from segpipe.evaluation import confusion_on
+from segpipe.evaluation import evaluate_images
 from segpipe.metrics import confusion_rows, segmentation_scores
 from segpipe.model import load_model
-from segpipe.training import evaluation_dataset
 
 
 def main() -> None:
@@ -18,10 +17,13 @@ def main() -> None:
     model = load_model(params.paths.model)
     reports.check_model_fits(model, manifest, params.paths.model)
     class_names = manifest["class_names"]
-    test = evaluation_dataset(prepared, manifest, "test", params.evaluate.batch_size)
-    cm = confusion_on(model, test, len(class_names))
-    atomic.write_json(params.paths.eval_metrics, segmentation_scores(cm, class_names))
+    test = tfrecords.batched_split(prepared, manifest, "test", params.evaluate.batch_size)
+    cm, image_iou = evaluate_images(model, test, len(class_names))
+    scores = segmentation_scores(cm, class_names)
+    atomic.write_json(params.paths.eval_metrics, scores)
     reports.write_csv(params.paths.confusion, confusion_rows(cm, class_names))
+    reports.write_csv(params.paths.class_iou, [{"class": name, "iou": iou} for name, iou in scores["iou"].items()])
+    reports.write_csv(params.paths.image_iou, [{"index": i, "mean_iou": round(iou, 6)} for i, iou in enumerate(image_iou)])
 
 
 if __name__ == "__main__":

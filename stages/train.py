@@ -1,8 +1,11 @@
-"""DVC stage `train`: fit the U-Net on the prepared shards; save the model, its history and final metrics."""
+"""DVC stage `train`: fit the U-Net on the prepared shards and save it; DVCLive logs every epoch.
+
+A run killed midway resumes from its last complete epoch (backup in `paths.backup`).
+"""
 
 from pathlib import Path
 
-from segpipe import atomic, reports, tfrecords
+from segpipe import tfrecords
 from segpipe.cli import run_stage
 from segpipe.config import load_params
 from segpipe.model import save_model
@@ -14,10 +17,10 @@ def main() -> None:
     configure_runtime(params.train)
     prepared = Path(params.paths.prepared)
     manifest = tfrecords.read_manifest(prepared)
-    model, history = train_model(prepared, manifest, params.model, params.train)
+    model, _ = train_model(
+        prepared, manifest, params.model, params.train, live_dir=Path(params.paths.live), backup_dir=Path(params.paths.backup)
+    )
     save_model(model, params.paths.model)
-    reports.write_history(params.paths.history, history)
-    atomic.write_json(params.paths.train_metrics, reports.final_training_metrics(history))
 
 
 if __name__ == "__main__":

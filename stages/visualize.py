@@ -1,4 +1,4 @@
-"""DVC stage `visualize`: draw the training curves, and predicted masks for a seeded sample of test images."""
+"""DVC stage `visualize`: training curves, predicted masks for a seeded sample, and the worst test images."""
 
 from pathlib import Path
 
@@ -17,11 +17,18 @@ def main() -> None:
     manifest = tfrecords.read_manifest(prepared)
     model = load_model(params.paths.model)
     reports.check_model_fits(model, manifest, params.paths.model)
-    history = pd.read_csv(params.paths.history)
-    plotting.save_figure(plotting.training_curves(history), params.paths.training_curves, params.visualize.dpi)
+    class_names, dpi = manifest["class_names"], params.visualize.dpi
+    plotting.save_figure(plotting.training_curves(reports.live_history(params.paths.live)), params.paths.training_curves, dpi)
+
     images, masks = tfrecords.sample_split(prepared, manifest, "test", params.visualize.num_examples, params.visualize.seed)
-    grid = plotting.prediction_grid(images, masks[..., 0], predict_classes(model, images), manifest["class_names"])
-    plotting.save_figure(grid, params.paths.predictions, params.visualize.dpi)
+    grid = plotting.prediction_grid(images, masks[..., 0], predict_classes(model, images), class_names)
+    plotting.save_figure(grid, params.paths.predictions, dpi)
+
+    worst = pd.read_csv(params.paths.image_iou).sort_values(["mean_iou", "index"]).head(params.visualize.num_worst)
+    images, masks = tfrecords.select_examples(prepared, manifest, "test", worst["index"])
+    titles = [f"test #{i}: mean IoU {iou:.2f}" for i, iou in zip(worst["index"], worst["mean_iou"])]
+    grid = plotting.prediction_grid(images, masks[..., 0], predict_classes(model, images), class_names, titles)
+    plotting.save_figure(grid, params.paths.worst, dpi)
 
 
 if __name__ == "__main__":

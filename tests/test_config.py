@@ -33,7 +33,9 @@ def test_project_params_load_with_their_documented_values():
         ({"data": {"image_size": 100}, "model": {"depth": 3}}, "data.image_size must be divisible by 2**model.depth = 8, got 100"),
         ({"data": {"dataset": "oxford_iit_pet:4.0.0"}}, "data.dataset names an unknown TFDS dataset 'oxford_iit_pet' (did you mean 'oxford_iiit_pet'?)"),
         ({"train": {"epochs": "ten"}}, "train.epochs must be int, got 'ten' (str)"),
-        ({"train": {"augment_flip": "yes"}}, "train.augment_flip must be bool, got 'yes' (str)"),
+        ({"train": {"augment": {"flip": "yes"}}}, "train.augment.flip must be bool, got 'yes' (str)"),
+        ({"train": {"augment": {"min_scale": 0}}}, "train.augment.min_scale must be in (0, 1], got 0.0"),
+        ({"train": {"lr_schedule": "step"}}, "train.lr_schedule must be one of constant, cosine, got 'step'"),
         ({"train": {"learning_rate": True}}, "train.learning_rate must be float, got True (bool)"),
     ],
 )

@@ -78,8 +78,9 @@ def repo(tmp_path_factory) -> Repo:
     repo = Repo(root)
     repo.run("git", "init", "-q")
     repo.set_params(TINY)
+    repo.commit("tiny pipeline")  # DVCLive needs a commit to exist
     assert repo.repro() == STAGES
-    repo.commit("tiny pipeline")
+    repo.commit("tiny pipeline run")
     return repo
 
 
@@ -95,7 +96,10 @@ def test_full_run_writes_every_output(repo):
     assert set(metrics["iou"]) == {"pet", "background", "border"}
     assert metrics["pixels"] == 8 * 32 * 32
     assert (repo.root / "models/model.keras").is_file()
-    assert (repo.root / "plots/predictions.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for png in ("predictions", "worst_predictions", "training_curves"):
+        assert (repo.root / f"plots/{png}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    live = json.loads((repo.root / "metrics/train/metrics.json").read_text())
+    assert live["step"] == 0 and {"loss", "pixel_accuracy", "mean_iou"} <= set(live["eval"])
     manifest = json.loads((repo.root / "data/prepared/manifest.json").read_text())
     assert {split: info["examples"] for split, info in manifest["splits"].items()} == {"train": 22, "val": 2, "test": 8}
 
@@ -138,8 +142,8 @@ def test_metrics_diff_shows_the_change_between_two_commits(clean_repo):
     clean_repo.commit("two epochs")
     try:
         diff = json.loads(clean_repo.dvc("metrics", "diff", "HEAD~1", "HEAD", "--json"))
-        epochs = diff["metrics/train.json"]["epochs"]
-        assert (epochs["old"], epochs["new"]) == (1, 2)
+        last_step = diff["metrics/train/metrics.json"]["step"]
+        assert (last_step["old"], last_step["new"]) == (0, 1)
         assert "mean_iou" in diff["metrics/evaluate.json"]
     finally:
         clean_repo.run("git", "reset", "-q", "--hard", "HEAD~1")
@@ -148,6 +152,26 @@ def test_metrics_diff_shows_the_change_between_two_commits(clean_repo):
 def test_plots_show_writes_html_with_curves_confusion_and_images(clean_repo, tmp_path):
     clean_repo.dvc("plots", "show", "-o", str(tmp_path / "out"))
     html = (tmp_path / "out" / "index.html").read_text()
-    for title in ("Mean IoU", "Pixel accuracy", "Training loss (cross-entropy)", "Test confusion matrix"):
+    for title in ("Mean IoU by epoch", "Pixel accuracy by epoch", "Loss by epoch", "Test confusion matrix", "Test IoU per class"):
         assert title in html
-    assert "predictions.png" in html and "training_curves.png" in html
+    for png in ("predictions.png", "worst_predictions.png", "training_curves.png"):
+        assert png in html
+
+
+def test_report_holds_both_revisions_metrics_and_png_figures(clean_repo, tmp_path):
+    before = json.loads((clean_repo.root / "metrics/evaluate.json").read_text())["mean_iou"]
+    clean_repo.set_params({"train": {"learning_rate": 0.02}})
+    clean_repo.repro()
+    clean_repo.commit("higher learning rate")
+    try:
+        after = json.loads((clean_repo.root / "metrics/evaluate.json").read_text())["mean_iou"]
+        clean_repo.run(sys.executable, "-m", "segpipe.report", "--base", "HEAD~1", "--out", str(tmp_path / "report"))
+        report = (tmp_path / "report" / "report.md").read_text()
+        assert "train.learning_rate" in report and "0.002" in report and "0.02" in report
+        mean_iou_row = next(line for line in report.splitlines() if "mean_iou" in line and "evaluate.json" in line)
+        assert f"{before:.4f}".rstrip("0") in mean_iou_row and f"{after:.4f}".rstrip("0") in mean_iou_row
+        images = sorted((tmp_path / "report" / "images").iterdir())
+        assert len(images) == 6
+        assert all(image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for image in images)
+    finally:
+        clean_repo.run("git", "reset", "-q", "--hard", "HEAD~1")

@@ -9,7 +9,7 @@ from segpipe.config import params_from_dict
 from segpipe.evaluation import confusion_on
 from segpipe.metrics import segmentation_scores
 from segpipe.preprocess import prepare_dataset
-from segpipe.training import evaluation_dataset, train_model
+from segpipe.training import train_model
 from tests.conftest import TINY, merged
 from tests.fixtures import write_masks_folder
 
@@ -26,7 +26,7 @@ def test_a_five_class_masks_folder_trains_and_evaluates_end_to_end(tmp_path, pro
     assert model.output_shape == (None, 32, 32, 5)
     assert [row["epoch"] for row in history] == [1]
     assert np.isfinite(history[0]["loss"]) and np.isfinite(history[0]["val_loss"])
-    test = evaluation_dataset(tmp_path / "prepared", manifest, "test", batch_size=4)
+    test = tfrecords.batched_split(tmp_path / "prepared", manifest, "test", batch_size=4)
     cm = confusion_on(model, test, 5)
     assert cm.shape == (5, 5) and cm.sum() == 3 * 32 * 32
     scores = segmentation_scores(cm, manifest["class_names"])

@@ -25,12 +25,15 @@ EMBEDDED_DATASET = "synthetic_pets"
 class PathsConfig:
     prepared: str
     model: str
-    train_metrics: str
-    history: str
+    backup: str
+    live: str
     eval_metrics: str
     confusion: str
+    class_iou: str
+    image_iou: str
     training_curves: str
     predictions: str
+    worst: str
 
 
 @dataclass(frozen=True)
@@ -89,8 +92,6 @@ class DataConfig:
     def validate(self, key: str) -> None:
         _one_of(f"{key}.source", self.source, ("tfds", "folder"))
         if self.source == "tfds":
-            from segpipe.sources import known_datasets
-
             known = known_datasets()
             if self.dataset_name not in known:
                 raise ConfigError(
@@ -128,22 +129,47 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class AugmentConfig:
+    flip: bool
+    min_scale: float
+    jitter: float
+
+    def validate(self, key: str) -> None:
+        if not 0.0 < self.min_scale <= 1.0:
+            raise ConfigError(f"{key}.min_scale must be in (0, 1], got {self.min_scale}")
+        if not 0.0 <= self.jitter < 1.0:
+            raise ConfigError(f"{key}.jitter must be in [0, 1), got {self.jitter}")
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     epochs: int
     batch_size: int
     learning_rate: float
-    shuffle_buffer: int
-    augment_flip: bool
+    lr_schedule: str
+    warmup_epochs: int
+    loss: str
+    early_stopping_patience: int
+    augment: AugmentConfig
     seed: int
     deterministic: bool
     mixed_precision: bool
+    jit_compile: bool
+    distribute: str
 
     def validate(self, key: str) -> None:
         _at_least(f"{key}.epochs", self.epochs, 1)
         _at_least(f"{key}.batch_size", self.batch_size, 1)
-        _at_least(f"{key}.shuffle_buffer", self.shuffle_buffer, 1)
         if not self.learning_rate > 0:
             raise ConfigError(f"{key}.learning_rate must be > 0, got {self.learning_rate}")
+        _one_of(f"{key}.lr_schedule", self.lr_schedule, ("constant", "cosine"))
+        _at_least(f"{key}.warmup_epochs", self.warmup_epochs, 0)
+        if self.warmup_epochs >= self.epochs:
+            raise ConfigError(f"{key}.warmup_epochs must be < {key}.epochs = {self.epochs}, got {self.warmup_epochs}")
+        _one_of(f"{key}.loss", self.loss, ("cross_entropy", "cross_entropy_dice"))
+        _at_least(f"{key}.early_stopping_patience", self.early_stopping_patience, 0)
+        self.augment.validate(f"{key}.augment")
+        _one_of(f"{key}.distribute", self.distribute, ("auto", "none", "mirrored"))
 
 
 @dataclass(frozen=True)
@@ -158,10 +184,12 @@ class EvaluateConfig:
 class VisualizeConfig:
     num_examples: int
     seed: int
+    num_worst: int
     dpi: int
 
     def validate(self, key: str) -> None:
         _at_least(f"{key}.num_examples", self.num_examples, 1)
+        _at_least(f"{key}.num_worst", self.num_worst, 1)
         _at_least(f"{key}.dpi", self.dpi, 20)
 
 
@@ -185,6 +213,13 @@ class Params:
                 f"data.image_size must be divisible by 2**model.depth = {factor}, "
                 f"got {self.data.image_size}"
             )
+
+
+def known_datasets() -> list[str]:
+    """Names of every TFDS dataset this installation can build, the embedded one included."""
+    import tensorflow_datasets as tfds  # here, not at the top: only a TFDS source needs it
+
+    return sorted(set(tfds.list_builders(with_community_datasets=False)) | {EMBEDDED_DATASET})
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

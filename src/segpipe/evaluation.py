@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from segpipe.metrics import confusion_matrix
+from segpipe.metrics import confusion_matrix, per_class_iou
 
 
 def predict_classes(model: keras.Model, images: tf.Tensor) -> np.ndarray:
@@ -16,7 +16,16 @@ def predict_classes(model: keras.Model, images: tf.Tensor) -> np.ndarray:
 
 def confusion_on(model: keras.Model, dataset: tf.data.Dataset, num_classes: int) -> np.ndarray:
     """Confusion matrix of the model's predictions over every batch of (images, masks)."""
-    cm = np.zeros((num_classes, num_classes), dtype=np.int64)
+    return evaluate_images(model, dataset, num_classes)[0]
+
+
+def evaluate_images(model: keras.Model, dataset: tf.data.Dataset, num_classes: int) -> tuple[np.ndarray, list[float]]:
+    """The total confusion matrix, and each image's mean IoU (over classes it or its prediction has)."""
+    total = np.zeros((num_classes, num_classes), dtype=np.int64)
+    image_iou = []
     for images, masks in dataset:
-        cm += confusion_matrix(masks.numpy()[..., 0], predict_classes(model, images), num_classes)
-    return cm
+        for truth, predicted in zip(masks.numpy()[..., 0], predict_classes(model, images)):
+            cm = confusion_matrix(truth, predicted, num_classes)
+            total += cm
+            image_iou.append(float(np.nanmean(per_class_iou(cm))))
+    return total, image_iou

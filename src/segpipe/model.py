@@ -62,8 +62,9 @@ def build_unet(
 def save_model(model: keras.Model, path: str | Path) -> None:
     """Save atomically as `.keras`, so that equal weights give equal bytes.
 
-    Zip timestamps are fixed and Keras's `date_saved` is dropped from metadata.json: they are the
-    only bytes that differ between two identical runs, and would make DVC re-run evaluation.
+    Zip timestamps are fixed, Keras's `date_saved` is dropped from metadata.json and the
+    `shared_object_id`s in config.json (Python object addresses) are renumbered in order of
+    appearance: otherwise two identical runs would differ and DVC would re-run evaluation.
     """
     path = Path(path)
     with atomic.atomic_path(path) as tmp:
@@ -77,6 +78,8 @@ def save_model(model: keras.Model, path: str | Path) -> None:
                     content = source.read(info.filename)
                     if info.filename == "metadata.json":
                         content = _without_save_date(content)
+                    elif info.filename == "config.json":
+                        content = _with_stable_object_ids(content)
                     target.writestr(fixed, content)
         finally:
             staging.unlink(missing_ok=True)
@@ -86,6 +89,22 @@ def _without_save_date(metadata: bytes) -> bytes:
     fields = json.loads(metadata)
     fields.pop("date_saved", None)
     return json.dumps(fields, sort_keys=True).encode()
+
+
+def _with_stable_object_ids(config: bytes) -> bytes:
+    numbers: dict[int, int] = {}
+
+    def renumber(node):
+        if isinstance(node, dict):
+            return {
+                key: numbers.setdefault(value, len(numbers) + 1) if key == "shared_object_id" else renumber(value)
+                for key, value in node.items()
+            }
+        if isinstance(node, list):
+            return [renumber(item) for item in node]
+        return node
+
+    return json.dumps(renumber(json.loads(config))).encode()
 
 
 def load_model(path: str | Path) -> keras.Model:

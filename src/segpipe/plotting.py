@@ -13,7 +13,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 
 from segpipe import atomic  # noqa: E402
-from segpipe.training import HISTORY_METRICS  # noqa: E402
+from segpipe.reports import HISTORY_METRICS  # noqa: E402
 
 
 
@@ -48,9 +48,13 @@ def training_curves(history: pd.DataFrame) -> plt.Figure:
 
 
 def prediction_grid(
-    images: np.ndarray, truths: np.ndarray, predictions: np.ndarray, class_names: list[str]
+    images: np.ndarray,
+    truths: np.ndarray,
+    predictions: np.ndarray,
+    class_names: list[str],
+    row_titles: list[str] | None = None,
 ) -> plt.Figure:
-    """Rows of (image, true mask, predicted mask) with a shared class legend."""
+    """Rows of (image, true mask, predicted mask) with a shared class legend and optional row titles."""
     rows = len(images)
     colours = class_colours(len(class_names))
     figure, axes = plt.subplots(rows, 3, figsize=(7.5, 2.5 * rows), squeeze=False)
@@ -62,8 +66,8 @@ def prediction_grid(
             else:
                 ax.imshow(panel, cmap=colours, vmin=-0.5, vmax=len(class_names) - 0.5, interpolation="nearest")
             ax.set_axis_off()
-            if row == 0:
-                ax.set_title(title)
+            if row == 0 or row_titles:
+                ax.set_title(f"{row_titles[row]}\n{title}" if row_titles and title == "image" else title, fontsize=9)
     handles = [plt.Rectangle((0, 0), 1, 1, color=colours(i)) for i in range(len(class_names))]
     figure.legend(handles, class_names, loc="lower center", ncol=len(class_names))
     figure.tight_layout(rect=(0, 0.04, 1, 1))

@@ -1,4 +1,4 @@
-"""Small result files the stages write (history, metrics tables) and checks on what they read."""
+"""Small result files the stages write and read (training history, tables) and checks on them."""
 
 from __future__ import annotations
 
@@ -7,9 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import pandas as pd
 
 from segpipe import atomic
 from segpipe.errors import DataError
+
+# What train reports for each epoch, on the train split and (prefixed `val_`) the validation split.
+HISTORY_METRICS = ("loss", "pixel_accuracy", "mean_iou")
 
 
 def write_csv(path: str | Path, rows: list[dict[str, Any]]) -> None:
@@ -20,19 +24,19 @@ def write_csv(path: str | Path, rows: list[dict[str, Any]]) -> None:
         writer.writerows(rows)
 
 
-def write_history(path: str | Path, history: list[dict[str, float]]) -> None:
-    """Per-epoch training history, one row per epoch, for `dvc plots`."""
-    write_csv(path, [{"epoch": row["epoch"], **_rounded_values(row, skip="epoch")} for row in history])
-
-
-def final_training_metrics(history: list[dict[str, float]]) -> dict[str, Any]:
-    """The last epoch's train and validation metrics, nested as `train.*` and `val.*`."""
-    last = _rounded_values(history[-1], skip="epoch")
-    return {
-        "epochs": history[-1]["epoch"],
-        "train": {key: value for key, value in last.items() if not key.startswith("val_")},
-        "val": {key[4:]: value for key, value in last.items() if key.startswith("val_")},
-    }
+def live_history(live_dir: str | Path) -> pd.DataFrame:
+    """DVCLive's per-epoch TSVs as one table: `epoch` (from 1), then each metric and its `val_` twin."""
+    plots = Path(live_dir) / "plots" / "metrics"
+    columns = {}
+    for metric in HISTORY_METRICS:
+        for split, column in (("train", metric), ("eval", f"val_{metric}")):
+            path = plots / split / f"{metric}.tsv"
+            if not path.exists():
+                raise DataError(f"{path} not found: run the train stage first")
+            columns[column] = pd.read_csv(path, sep="\t").set_index("step")[metric]
+    history = pd.DataFrame(columns)
+    history.insert(0, "epoch", history.index + 1)
+    return history.reset_index(drop=True)
 
 
 def check_model_fits(model: keras.Model, manifest: dict[str, Any], model_path: str | Path) -> None:
@@ -45,8 +49,3 @@ def check_model_fits(model: keras.Model, manifest: dict[str, Any], model_path: s
             f"{model_path} takes {height}x{width} images and predicts {outputs} classes, but the prepared "
             f"data is {size}x{size} with {classes} classes: re-run the train stage"
         )
-
-
-def _rounded_values(row: dict[str, float], skip: str) -> dict[str, float]:
-    """Every value but `skip`'s, rounded to 6 decimals: stable text, no false precision."""
-    return {key: round(float(value), 6) for key, value in row.items() if key != skip}

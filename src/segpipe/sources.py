@@ -52,11 +52,6 @@ class Source:
     missing: dict[str, list[str]] = field(default_factory=lambda: {split: [] for split in SPLITS})
 
 
-def known_datasets() -> list[str]:
-    """Names of every TFDS dataset this installation can build, the embedded one included."""
-    return sorted(set(tfds.list_builders(with_community_datasets=False)) | {EMBEDDED_DATASET})
-
-
 def held_out_indices(size: int, fraction: float, seed: int) -> set[int]:
     """A seeded choice of round(fraction * size) of `size` indices, leaving at least one on each side."""
     count = min(size - 1, max(1, round(size * fraction)))

@@ -83,13 +83,34 @@ def _bytes_feature(value: bytes) -> tf.train.Feature:
     return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
 
 
+def batched_split(folder: str | Path, manifest: dict[str, Any], split: str, batch_size: int) -> tf.data.Dataset:
+    """Batched examples of `split` in their stored order, unaugmented, for validation and evaluation."""
+    return read_split(folder, manifest, split).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def split_arrays(folder: str | Path, manifest: dict[str, Any], split: str) -> tuple[np.ndarray, np.ndarray]:
+    """The whole split as two stacked arrays, images N×S×S×3 and masks N×S×S×1, in stored order."""
+    images, masks = [], []
+    for image, mask in read_split(folder, manifest, split).as_numpy_iterator():
+        images.append(image)
+        masks.append(mask)
+    return np.stack(images), np.stack(masks)
+
+
 def sample_split(
     folder: str | Path, manifest: dict[str, Any], split: str, count: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """A seeded sample of `count` examples (or all, if fewer) as stacked image and mask arrays."""
     total = manifest["splits"][split]["examples"]
-    chosen = np.sort(np.random.default_rng(seed).permutation(total)[: min(count, total)])
-    keep = tf.constant(chosen, dtype=tf.int64)
+    return select_examples(folder, manifest, split, np.random.default_rng(seed).permutation(total)[:count])
+
+
+def select_examples(
+    folder: str | Path, manifest: dict[str, Any], split: str, indices: Iterable[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The examples at `indices` (positions in stored order), stacked, in the order of `indices`."""
+    order = [int(index) for index in indices]
+    keep = tf.constant(sorted(order), dtype=tf.int64)
     pairs = read_split(folder, manifest, split).enumerate().filter(lambda i, _: tf.reduce_any(i == keep))
-    images, masks = zip(*[(image, mask) for _, (image, mask) in pairs.as_numpy_iterator()])
-    return np.stack(images), np.stack(masks)
+    found = {int(i): (image, mask) for i, (image, mask) in pairs.as_numpy_iterator()}
+    return np.stack([found[i][0] for i in order]), np.stack([found[i][1] for i in order])

@@ -1,0 +1,186 @@
+"""Benchmark: the reference notebook's recipe against this project's default, in one run.
+
+Both train and evaluate through the pipeline's own code (folder source, TFRecords, tf.data,
+`train_model`, `confusion_on`) on a dataset in the Oxford layout, at the same image size.
+Prints one markdown table. `--input-only` measures the training input pipeline alone.
+
+    python benchmarks/recipes.py                         # the shared sample, 128 px
+    python benchmarks/recipes.py --input-only            # input pipeline images/s
+    python benchmarks/recipes.py --quick --folder DIR    # smoke version (tests)
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from segpipe import tfrecords
+from segpipe.config import AugmentConfig, ModelConfig, Params, TrainConfig, load_params
+from segpipe.evaluation import confusion_on
+from segpipe.metrics import segmentation_scores
+from segpipe.preprocess import prepare_dataset
+from segpipe.training import configure_runtime, train_model, training_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_SAMPLE = ROOT.parent / "shared" / "data" / "oxford_iiit_pet_sample"
+
+# The reference notebook: 64..1024 filters, dropout 0.3 after every pool and concat, no batch
+# norm, batch 64, Adam 1e-3, 20 epochs, random horizontal flips, cross-entropy.
+REFERENCE_MODEL = ModelConfig(depth=4, base_filters=64, batch_norm=False, batch_norm_momentum=0.99, dropout=0.3)
+
+
+def reference_train(default: TrainConfig, epochs: int) -> TrainConfig:
+    return dataclasses.replace(
+        default,
+        epochs=epochs,
+        batch_size=64,
+        learning_rate=1e-3,
+        lr_schedule="constant",
+        warmup_epochs=0,
+        loss="cross_entropy",
+        early_stopping_patience=0,
+        augment=AugmentConfig(flip=True, min_scale=1.0, jitter=0.0),
+        mixed_precision=False,
+        jit_compile=False,
+        distribute="none",
+    )
+
+
+def forward_gflops(model: keras.Model) -> float:
+    """Multiply-adds ×2 of every convolution for one image, in GFLOPs."""
+    flops = 0
+    for layer in model.layers:
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose)):
+            kernel = layer.kernel.shape  # (kh, kw, in, out) or (kh, kw, out, in) for transpose
+            _, height, width, _ = layer.output.shape
+            spatial = height * width if isinstance(layer, keras.layers.Conv2D) else layer.input.shape[1] * layer.input.shape[2]
+            flops += 2 * int(np.prod(kernel)) * spatial
+    return flops / 1e9
+
+
+def matmul_peak_gflops(size: int = 2048, seconds: float = 3.0) -> float:
+    """Sustained float32 matmul rate of this machine, the yardstick for achieved training FLOP/s."""
+    a = tf.random.uniform((size, size))
+    b = tf.random.uniform((size, size))
+    tf.matmul(a, b).numpy()
+    runs, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        tf.matmul(a, b).numpy()
+        runs += 1
+    return 2 * size**3 * runs / (time.perf_counter() - started) / 1e9
+
+
+def run_recipe(name: str, prepared: Path, manifest: dict, model_config: ModelConfig, train: TrainConfig) -> dict:
+    configure_runtime(train)
+    started = time.perf_counter()
+    model, history = train_model(prepared, manifest, model_config, train)
+    wall = time.perf_counter() - started
+    seen = manifest["splits"]["train"]["examples"] * len(history)
+    test = tfrecords.batched_split(prepared, manifest, "test", 16)
+    scores = segmentation_scores(confusion_on(model, test, len(manifest["class_names"])), manifest["class_names"])
+    gflops = forward_gflops(model)
+    return {
+        "recipe": name,
+        "params": model.count_params(),
+        "gflops": gflops,
+        "epochs": len(history),
+        "images_per_s": seen / wall,
+        "wall_s": wall,
+        "train_gflops_per_s": 3 * gflops * seen / wall,  # forward + backward ≈ 3 × forward
+        **scores,
+    }
+
+
+def input_pipeline_rate(prepared: Path, manifest: dict, train: TrainConfig, seconds: float) -> float:
+    """Images/s the training input pipeline delivers on its own (after its cache is warm)."""
+    dataset = training_dataset(prepared, manifest, train).repeat()
+    batches = iter(dataset)
+    for _ in range(math.ceil(manifest["splits"]["train"]["examples"] / train.batch_size) + 1):
+        next(batches)
+    images, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        images += int(next(batches)[0].shape[0])
+    return images / (time.perf_counter() - started)
+
+
+def table(rows: list[dict], peak: float, class_names: list[str]) -> str:
+    header = ["recipe", "params", "fwd GFLOPs/img", "epochs", "train img/s", "train wall s", "GFLOP/s (% of peak)", "pixel acc", "mean IoU"]
+    header += [f"IoU {name}" for name in class_names]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        cells = [
+            row["recipe"], f"{row['params'] / 1e6:.2f}M", f"{row['gflops']:.2f}", str(row["epochs"]),
+            f"{row['images_per_s']:.1f}", f"{row['wall_s']:.0f}",
+            f"{row['train_gflops_per_s']:.0f} ({100 * row['train_gflops_per_s'] / peak:.0f}%)",
+            f"{row['pixel_accuracy']:.3f}", f"{row['mean_iou']:.3f}",
+        ]
+        cells += [f"{row['iou'][name]:.3f}" for name in class_names]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def benchmark_params(params: Params, folder: Path, image_size: int) -> Params:
+    data = dataclasses.replace(
+        params.data,
+        source="folder",
+        image_size=image_size,
+        folder=dataclasses.replace(params.data.folder, path=str(folder), layout="oxford"),
+    )
+    return dataclasses.replace(params, data=data)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--folder", type=Path, default=SHARED_SAMPLE, help="dataset in the Oxford archive layout")
+    parser.add_argument("--params", type=Path, default=ROOT / "params.yaml", help="the default recipe's params")
+    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--quick", action="store_true", help="smoke run: 32 px, one epoch each")
+    parser.add_argument("--input-only", action="store_true", help="measure the input pipeline alone")
+    parser.add_argument("--seconds", type=float, default=10.0, help="--input-only: how long to measure")
+    parser.add_argument("--default-only", action="store_true", help="train only the default recipe (for tuning it)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+    image_size = 32 if args.quick else args.image_size
+    params = benchmark_params(load_params(args.params), args.folder, image_size)
+    params.validate()
+    with tempfile.TemporaryDirectory(prefix="benchmark-") as tmp:
+        prepared = Path(tmp) / "prepared"
+        started = time.perf_counter()
+        manifest = prepare_dataset(params.data, prepared)
+        total = sum(split["examples"] for split in manifest["splits"].values())
+        print(f"prepared {total} images from {args.folder} at {image_size} px: {total / (time.perf_counter() - started):.0f} images/s")
+        if args.input_only:
+            rate = input_pipeline_rate(prepared, manifest, params.train, 1.0 if args.quick else args.seconds)
+            print(f"input pipeline (read, cache, shuffle, batch {params.train.batch_size}, flip/zoom/jitter, prefetch): {rate:.0f} images/s")
+            return
+        epochs = 1 if args.quick else None
+        default_train = dataclasses.replace(params.train, epochs=epochs or params.train.epochs, warmup_epochs=0 if args.quick else params.train.warmup_epochs)
+        rows = [run_recipe("project default", prepared, manifest, params.model, default_train)]
+        if not args.default_only:
+            reference = reference_train(params.train, epochs or 20)
+            rows.insert(0, run_recipe("reference notebook", prepared, manifest, REFERENCE_MODEL, reference))
+        peak = matmul_peak_gflops(seconds=0.5 if args.quick else 3.0)
+    print(f"\nfp32 matmul peak: {peak:.0f} GFLOP/s; test split: {manifest['splits']['test']['examples']} images\n")
+    print(table(rows, peak, manifest["class_names"]))
+    if args.default_only:
+        return
+    reference, default = rows
+    print(
+        f"\ndefault vs reference: mean IoU {default['mean_iou'] - reference['mean_iou']:+.3f}, "
+        f"pixel accuracy {default['pixel_accuracy'] - reference['pixel_accuracy']:+.3f}, "
+        f"training wall time ×{default['wall_s'] / reference['wall_s']:.3f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

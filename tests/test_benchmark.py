@@ -1,0 +1,41 @@
+"""The recipe benchmark's smoke mode runs both recipes through the pipeline's code and prints the table."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+from tests.fixtures import write_oxford_folder
+
+
+def run_benchmark(*args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "recipes.py"), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def pets(tmp_path):
+    train = {f"cat_{i}": "RGB" for i in range(6)}
+    test = {f"dog_{i}": "RGB" for i in range(3)}
+    return write_oxford_folder(tmp_path / "pets", train=train, test=test)
+
+
+def test_quick_benchmark_prints_both_recipes_and_the_comparison(tmp_path):
+    out = run_benchmark("--quick", "--folder", str(pets(tmp_path)))
+    assert "| reference notebook | 31.03M |" in out
+    assert "| project default |" in out
+    assert "default vs reference: mean IoU" in out
+    assert "fp32 matmul peak:" in out
+
+
+def test_input_only_mode_reports_images_per_second(tmp_path):
+    out = run_benchmark("--quick", "--input-only", "--folder", str(pets(tmp_path)))
+    assert "input pipeline (read, cache, shuffle" in out and "images/s" in out

@@ -1,0 +1,46 @@
+"""dvc.yaml is honest: each stage depends on exactly the code its script imports."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+
+PACKAGE = ROOT / "src" / "segpipe"
+
+
+def segpipe_imports(path: Path) -> set[str]:
+    """Modules of the segpipe package that `path` imports directly."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "segpipe":
+            if node.module == "segpipe":
+                found |= {alias.name for alias in node.names if (PACKAGE / f"{alias.name}.py").exists()}
+            else:
+                found.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[1] for alias in node.names if alias.name.startswith("segpipe.")}
+    return found
+
+
+def imported_closure(script: Path) -> set[str]:
+    """Every package file the script loads, `__init__.py` included, as repository paths."""
+    pending, seen = segpipe_imports(script), set()
+    while pending:
+        module = pending.pop()
+        if module not in seen:
+            seen.add(module)
+            pending |= segpipe_imports(PACKAGE / f"{module}.py")
+    return {f"src/segpipe/{module}.py" for module in seen | {"__init__"}}
+
+
+@pytest.mark.parametrize("stage", ["prepare", "train", "evaluate", "visualize"])
+def test_stage_lists_exactly_the_package_modules_its_script_imports(stage):
+    deps = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][stage]["deps"]
+    listed = {dep for dep in deps if dep.startswith("src/")}
+    assert f"stages/{stage}.py" in deps
+    assert listed == imported_closure(ROOT / "stages" / f"{stage}.py")

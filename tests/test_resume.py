@@ -1,0 +1,84 @@
+"""A training run killed midway resumes from its last complete epoch and ends exactly where an
+uninterrupted run ends: same weights, same metrics, curves without gaps or repeats."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT, TINY, merged
+
+EPOCHS = 4
+
+
+def stage(directory, name: str, wait: bool = True):
+    command = [sys.executable, str(ROOT / "stages" / f"{name}.py")]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    if not wait:
+        return subprocess.Popen(command, cwd=directory, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    result = subprocess.run(command, cwd=directory, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def prepared_project(tmp_path_factory):
+    """A project folder with tiny params (several epochs) and its prepared data."""
+    root = tmp_path_factory.mktemp("resume")
+    params = merged(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY)
+    params["train"].update(epochs=EPOCHS, warmup_epochs=1)
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    stage(root, "prepare")
+    return root
+
+
+def copy_project(source, target):
+    shutil.copytree(source, target)
+    return target
+
+
+def test_killed_run_resumes_to_the_same_weights_and_metrics(prepared_project, tmp_path):
+    straight = copy_project(prepared_project, tmp_path / "straight")
+    stage(straight, "train")
+
+    resumed = copy_project(prepared_project, tmp_path / "resumed")
+    metadata = resumed / "models" / ".backup" / "training_metadata.json"
+    run = stage(resumed, "train", wait=False)
+    deadline = time.monotonic() + 300
+    while not (metadata.exists() and json.loads(metadata.read_text() or "{}").get("epoch", 0) >= 2):
+        assert run.poll() is None, "training ended before the second epoch's backup appeared"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    assert not (resumed / "models" / "model.keras").exists()
+
+    log = stage(resumed, "train").stderr
+    assert "resuming from the backup" in log
+    assert (resumed / "models/model.keras").read_bytes() == (straight / "models/model.keras").read_bytes()
+    live = "metrics/train/metrics.json"
+    assert json.loads((resumed / live).read_text()) == json.loads((straight / live).read_text())
+    for split in ("train", "eval"):
+        tsv = f"metrics/train/plots/metrics/{split}/mean_iou.tsv"
+        assert (resumed / tsv).read_text() == (straight / tsv).read_text()
+    assert not (resumed / "models" / ".backup").exists()
+
+
+def test_a_backup_from_other_params_is_not_resumed(prepared_project, tmp_path):
+    project = copy_project(prepared_project, tmp_path / "other")
+    backup = project / "models" / ".backup"
+    backup.mkdir(parents=True)
+    (backup / "run.json").write_text(json.dumps({"fingerprint": "another run"}))
+    (backup / "training_metadata.json").write_text(json.dumps({"epoch": 3, "batch": 0}))
+    log = stage(project, "train").stderr
+    assert "resuming" not in log
+    rows = (project / "metrics/train/plots/metrics/train/loss.tsv").read_text().splitlines()
+    assert [row.split("\t")[0] for row in rows[1:]] == [str(step) for step in range(EPOCHS)]
