@@ -161,7 +161,10 @@ def main() -> None:
         print(f"prepared {total} images from {args.folder} at {image_size} px: {total / (time.perf_counter() - started):.0f} images/s")
         if args.input_only:
             rate = input_pipeline_rate(prepared, manifest, params.train, 1.0 if args.quick else args.seconds)
-            print(f"input pipeline (read, cache, shuffle, batch {params.train.batch_size}, flip/zoom/jitter, prefetch): {rate:.0f} images/s")
+            print(
+                f"input pipeline (in-memory split, shuffled index batches of {params.train.batch_size}, "
+                f"flip/zoom/jitter, prefetch): {rate:.0f} images/s"
+            )
             return
         epochs = 1 if args.quick else None
         default_train = dataclasses.replace(params.train, epochs=epochs or params.train.epochs, warmup_epochs=0 if args.quick else params.train.warmup_epochs)

@@ -38,4 +38,4 @@ def test_quick_benchmark_prints_both_recipes_and_the_comparison(tmp_path):
 
 def test_input_only_mode_reports_images_per_second(tmp_path):
     out = run_benchmark("--quick", "--input-only", "--folder", str(pets(tmp_path)))
-    assert "input pipeline (read, cache, shuffle" in out and "images/s" in out
+    assert "input pipeline (in-memory split, shuffled index batches" in out and "images/s" in out

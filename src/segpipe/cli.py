@@ -19,3 +19,6 @@ def run_stage(main: Callable[[], None]) -> None:
     except PipelineError as error:
         log.error("%s", error)
         sys.exit(1)
+    except OSError as error:  # a read-only or full disk, a missing folder: name the file, keep the old outputs
+        log.error("cannot write or read %s: %s", error.filename or "a file", error.strerror or error)
+        sys.exit(1)

@@ -111,4 +111,9 @@ def load_model(path: str | Path) -> keras.Model:
     """Load a saved model for inference, in Keras safe mode (no deserialized Python code)."""
     if not Path(path).exists():
         raise DataError(f"{path} not found: run the train stage first")
-    return keras.saving.load_model(path, compile=False, safe_mode=True)
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except ValueError as error:
+        if "safe_mode" in str(error) or "lambda" in str(error).lower():
+            raise DataError(f"{path}: refused, it holds Python code (a lambda) that Keras safe mode will not run") from None
+        raise DataError(f"{path}: not a loadable Keras model ({str(error).splitlines()[0]})") from None

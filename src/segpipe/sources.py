@@ -216,23 +216,27 @@ def _safe_name(name: str, where: str) -> str:
 def _first_unreachable(urls: list[str], timeout: float) -> str | None:
     """Why the first unreachable URL's host can't be reached within `timeout` seconds, or None."""
     for url in urls:
-        parts = urllib.parse.urlsplit(url)
-        address = (parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
-        outcome: list[str] = []
-
-        def connect() -> None:
-            try:
-                socket.create_connection(address, timeout=timeout).close()
-                outcome.append("")
-            except OSError as error:
-                outcome.append(f"{parts.hostname}: {error}")
-
-        # getaddrinfo ignores socket timeouts, so the whole attempt runs in a thread we stop waiting for.
-        probe = threading.Thread(target=connect, daemon=True)
-        probe.start()
-        probe.join(timeout)
-        if not outcome:
-            return f"{parts.hostname}: no answer within {timeout:g} s"
-        if outcome[0]:
-            return outcome[0]
+        problem = _unreachable(url, timeout)
+        if problem:
+            return problem
     return None
+
+
+def _unreachable(url: str, timeout: float) -> str | None:
+    """Why `url`'s host can't be connected to within `timeout` seconds, or None if it can."""
+    parts = urllib.parse.urlsplit(url)
+    address = (parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+    outcome: list[str] = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection(address, timeout=timeout).close()
+            outcome.append("")
+        except OSError as error:
+            outcome.append(f"{parts.hostname}: {error}")
+
+    # getaddrinfo ignores socket timeouts, so the attempt runs in a thread we stop waiting for.
+    probe = threading.Thread(target=connect, daemon=True)
+    probe.start()
+    probe.join(timeout)
+    return outcome[0] or None if outcome else f"{parts.hostname}: no answer within {timeout:g} s"

@@ -49,7 +49,7 @@ class SyntheticPets(tfds.core.GeneratorBasedBuilder):
     BUILDER_CONFIGS = [config_for(800, 200, 96, 160, 0)]
 
     @classmethod
-    def with_sizes(cls, config: SyntheticPetsConfig, **kwargs) -> "SyntheticPets":
+    def with_sizes(cls, config: SyntheticPetsConfig, **kwargs) -> SyntheticPets:
         """A builder for `config`, reusing the registered config of the same name (TFDS requires it)."""
         registered = {known.name: known for known in cls.BUILDER_CONFIGS}
         return cls(config=registered.get(config.name, config), **kwargs)

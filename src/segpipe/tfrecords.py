@@ -56,11 +56,40 @@ def write_shards(folder: Path, split: str, records: Iterable[bytes], shard_size:
 
 
 def read_manifest(folder: str | Path) -> dict[str, Any]:
+    """The manifest of prepared data, after checking that the shards are there, intact and as described."""
     path = Path(folder) / MANIFEST
     try:
-        return json.loads(path.read_text())
+        manifest = json.loads(path.read_text())
     except FileNotFoundError:
         raise DataError(f"{path} not found: run the prepare stage first") from None
+    except ValueError as error:
+        raise DataError(f"{path} is not valid JSON ({error}): run the prepare stage again") from None
+    missing = [key for key in ("image_size", "class_names", "normalization", "splits") if key not in manifest]
+    missing += [f"splits.{split}" for split in SPLITS if split not in manifest.get("splits", {})]
+    if missing:
+        raise DataError(f"{path} lacks {', '.join(missing)}: run the prepare stage again")
+    size = manifest["image_size"]
+    for split, info in ((split, manifest["splits"][split]) for split in SPLITS):
+        found = sum(_checked_shard(Path(folder) / name, size) for name in info["shards"])
+        if found != info["examples"]:
+            raise DataError(f"{path} says {split} has {info['examples']} examples but its shards hold {found}")
+    return manifest
+
+
+def _checked_shard(path: Path, image_size: int) -> int:
+    """Records in one shard, read through (checking every CRC) and with its first example's size checked."""
+    if not path.is_file():
+        raise DataError(f"{path}: a shard the manifest lists is missing")
+    records = tf.data.TFRecordDataset(str(path))
+    try:
+        count = int(records.reduce(np.int64(0), lambda total, _: total + 1))
+        for record in records.take(1):
+            image = tf.io.parse_single_example(record, _FEATURES)["image"]
+            if len(image.numpy()) != image_size * image_size * 3:
+                raise DataError(f"{path}: holds images of another size than the manifest's {image_size}x{image_size}")
+    except tf.errors.DataLossError as error:
+        raise DataError(f"{path}: corrupted or truncated shard ({error.message.splitlines()[0]})") from None
+    return count
 
 
 def read_split(folder: str | Path, manifest: dict[str, Any], split: str) -> tf.data.Dataset:

@@ -25,6 +25,7 @@ from segpipe.reports import HISTORY_METRICS
 
 log = logging.getLogger(__name__)
 
+
 def configure_runtime(train: TrainConfig) -> str:
     """Seed everything, set determinism and precision; return the device training will use."""
     keras.utils.set_random_seed(train.seed)

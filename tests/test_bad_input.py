@@ -1,0 +1,145 @@
+"""Bad input is refused with one line naming the file or key, and earlier outputs stay untouched."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import yaml
+
+from segpipe import atomic, tfrecords
+from segpipe.cli import run_stage as run_stage_main
+from segpipe.config import ModelConfig
+from segpipe.errors import DataError
+from segpipe.model import build_unet, load_model, save_model
+from tests.conftest import ROOT, merged
+
+
+@pytest.fixture
+def prepared(tmp_path):
+    """A tiny prepared folder: two shards of 8×8 examples per split, and its manifest."""
+    rng = np.random.default_rng(0)
+    splits = {}
+    for split in tfrecords.SPLITS:
+        records = [
+            tfrecords.serialize_example(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), np.zeros((8, 8, 1), np.uint8), f"{i}")
+            for i in range(3)
+        ]
+        written, shards = tfrecords.write_shards(tmp_path, split, records, shard_size=2)
+        splits[split] = {"examples": written, "shards": shards}
+    manifest = {"image_size": 8, "class_names": ["a", "b", "c"], "normalization": {"scale": 1.0, "offset": 0.0}, "splits": splits}
+    (tmp_path / tfrecords.MANIFEST).write_text(json.dumps(manifest))
+    return tmp_path
+
+
+def test_intact_prepared_data_reads(prepared):
+    assert tfrecords.read_manifest(prepared)["splits"]["test"]["examples"] == 3
+
+
+def test_truncated_shard_is_named(prepared):
+    shard = prepared / "train-00000.tfrecord"
+    shard.write_bytes(shard.read_bytes()[:-20])
+    with pytest.raises(DataError, match=r"train-00000\.tfrecord: corrupted or truncated shard"):
+        tfrecords.read_manifest(prepared)
+
+
+def test_corrupted_byte_fails_the_crc_and_names_the_shard(prepared):
+    shard = prepared / "val-00001.tfrecord"
+    data = bytearray(shard.read_bytes())
+    data[40] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    with pytest.raises(DataError, match=r"val-00001\.tfrecord: corrupted or truncated shard"):
+        tfrecords.read_manifest(prepared)
+
+
+def test_missing_shard_is_named(prepared):
+    (prepared / "test-00001.tfrecord").unlink()
+    with pytest.raises(DataError, match=r"test-00001\.tfrecord: a shard the manifest lists is missing"):
+        tfrecords.read_manifest(prepared)
+
+
+def test_manifest_count_that_no_longer_matches_the_shards(prepared):
+    manifest = json.loads((prepared / tfrecords.MANIFEST).read_text())
+    manifest["splits"]["train"]["examples"] = 5
+    (prepared / tfrecords.MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(DataError, match=r"manifest\.json says train has 5 examples but its shards hold 3"):
+        tfrecords.read_manifest(prepared)
+
+
+def test_manifest_image_size_that_no_longer_matches_the_shards(prepared):
+    manifest = json.loads((prepared / tfrecords.MANIFEST).read_text())
+    manifest["image_size"] = 16
+    (prepared / tfrecords.MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(DataError, match=r"holds images of another size than the manifest's 16x16"):
+        tfrecords.read_manifest(prepared)
+
+
+def test_manifest_that_is_not_json(prepared):
+    (prepared / tfrecords.MANIFEST).write_text("{ oops")
+    with pytest.raises(DataError, match=r"manifest\.json is not valid JSON"):
+        tfrecords.read_manifest(prepared)
+
+
+def test_model_with_a_python_lambda_is_refused(tmp_path):
+    inputs = keras.Input((4, 4, 3))
+    model = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs))
+    model.save(tmp_path / "lambda.keras")
+    with pytest.raises(DataError, match=r"lambda\.keras: refused, it holds Python code"):
+        load_model(tmp_path / "lambda.keras")
+
+
+def test_model_for_another_image_size_is_refused_by_evaluate(tmp_path, project_params):
+    """Run the evaluate stage against prepared data of 8 px and a model built for 16 px."""
+    config = ModelConfig(depth=1, base_filters=2, batch_norm=False, batch_norm_momentum=0.9, dropout=0.0)
+    params = merged(project_params, {"paths": {"prepared": str(tmp_path / "prepared"), "model": str(tmp_path / "m.keras")}})
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    save_model(build_unet(16, 3, config, {"scale": 1.0, "offset": 0.0}), tmp_path / "m.keras")
+    result = run_stage(tmp_path, "evaluate", prepared_at=tmp_path / "prepared")
+    assert result.returncode == 1
+    assert "m.keras takes 16x16 images and predicts 3 classes, but the prepared data is 8x8" in result.stderr.splitlines()[-1]
+
+
+def test_full_disk_fails_in_one_line_and_keeps_the_old_file(tmp_path, monkeypatch, caplog):
+    """A disk that fills up mid-write (simulated: ENOSPC) leaves the previous output as it was."""
+    target = tmp_path / "metrics.json"
+    target.write_text("previous result")
+
+    def full_disk(path, text):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr("pathlib.Path.write_text", full_disk)
+    with pytest.raises(SystemExit) as exit_status:
+        run_stage_main(lambda: atomic.write_json(target, {"mean_iou": 0.9}))
+    monkeypatch.undo()
+    assert exit_status.value.code == 1
+    assert caplog.records[-1].getMessage().endswith("No space left on device")
+    assert target.read_text() == "previous result"
+    assert [path.name for path in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def run_stage(directory, name, prepared_at):
+    write_tiny_prepared(prepared_at)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "stages" / f"{name}.py")],
+        cwd=directory,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+    )
+
+
+def write_tiny_prepared(folder):
+    folder.mkdir(parents=True, exist_ok=True)
+    splits = {}
+    for split in tfrecords.SPLITS:
+        records = [tfrecords.serialize_example(np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8, 1), np.uint8), "x")]
+        written, shards = tfrecords.write_shards(folder, split, records, shard_size=2)
+        splits[split] = {"examples": written, "shards": shards}
+    manifest = {"image_size": 8, "class_names": ["pet", "background", "border"], "normalization": {"scale": 1.0, "offset": 0.0}, "splits": splits}
+    (folder / tfrecords.MANIFEST).write_text(json.dumps(manifest))

@@ -1,0 +1,30 @@
+"""The CI workflow runs untrusted pull-request code safely and compares against the right base."""
+
+from __future__ import annotations
+
+import yaml
+
+from tests.conftest import ROOT
+
+WORKFLOW = yaml.safe_load((ROOT / ".github" / "workflows" / "report.yml").read_text())
+
+
+def test_runs_on_pull_request_never_pull_request_target():
+    triggers = WORKFLOW[True]  # YAML 1.1 reads the key `on` as True
+    assert "pull_request" in triggers and "pull_request_target" not in triggers
+
+
+def test_asks_only_for_the_permissions_a_comment_needs():
+    assert WORKFLOW["permissions"] == {"contents": "write", "pull-requests": "write"}
+
+
+def test_uses_no_secret_but_the_github_token():
+    text = (ROOT / ".github" / "workflows" / "report.yml").read_text()
+    assert text.count("secrets.") == text.count("secrets.GITHUB_TOKEN") == 1
+
+
+def test_checks_out_full_history_and_makes_the_publishing_choice_visible():
+    steps = WORKFLOW["jobs"]["report"]["steps"]
+    checkout = next(step for step in steps if step.get("uses", "").startswith("actions/checkout"))
+    assert checkout["with"]["fetch-depth"] == 0
+    assert WORKFLOW["jobs"]["report"]["env"]["CML_PUBLISH"] == "--publish"
