@@ -30,7 +30,7 @@ from segpipe.synthetic_pets import SyntheticPets, config_for
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "test")
+SOURCE_SPLITS = ("train", "test")  # what a source provides; prepare carves "val" out of "train"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_\-. ]*$")
 
@@ -49,7 +49,7 @@ class Source:
     class_names: tuple[str, ...]
     sizes: dict[str, int]
     entries: Callable[[str], Iterator[Entry]]
-    missing: dict[str, list[str]] = field(default_factory=lambda: {split: [] for split in SPLITS})
+    missing: dict[str, list[str]] = field(default_factory=lambda: {split: [] for split in SOURCE_SPLITS})
 
 
 def held_out_indices(size: int, fraction: float, seed: int) -> set[int]:
@@ -119,7 +119,7 @@ def tfds_source(builder: tfds.core.DatasetBuilder) -> Source:
             "config": builder.builder_config.name if builder.builder_config else None,
         },
         class_names=images.TRIMAP_CLASS_NAMES,
-        sizes={split: _tfds_split_size(builder, split) for split in SPLITS},
+        sizes={split: _tfds_split_size(builder, split) for split in SOURCE_SPLITS},
         entries=entries,
     )
 
@@ -151,7 +151,7 @@ def folder_source(data: DataConfig) -> Source:
         class_names = tuple(data.folder.class_names)
         load = partial(_masks_pair, num_classes=len(class_names))
     present, missing = {}, {}
-    for split in SPLITS:
+    for split in SOURCE_SPLITS:
         present[split] = [(i, m) for i, m in paths[split] if i.is_file() and m.is_file()]
         missing[split] = [i.name for i, m in paths[split] if not (i.is_file() and m.is_file())]
         if missing[split]:
@@ -164,7 +164,7 @@ def folder_source(data: DataConfig) -> Source:
     return Source(
         description={"kind": "folder", "layout": data.folder.layout, "path": str(root)},
         class_names=class_names,
-        sizes={split: len(present[split]) for split in SPLITS},
+        sizes={split: len(present[split]) for split in SOURCE_SPLITS},
         entries=entries,
         missing=missing,
     )
