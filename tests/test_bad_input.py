@@ -23,18 +23,8 @@ from tests.conftest import ROOT, merged
 
 @pytest.fixture
 def prepared(tmp_path):
-    """A tiny prepared folder: two shards of 8×8 examples per split, and its manifest."""
-    rng = np.random.default_rng(0)
-    splits = {}
-    for split in tfrecords.SPLITS:
-        records = [
-            tfrecords.serialize_example(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), np.zeros((8, 8, 1), np.uint8), f"{i}")
-            for i in range(3)
-        ]
-        written, shards = tfrecords.write_shards(tmp_path, split, records, shard_size=2)
-        splits[split] = {"examples": written, "shards": shards}
-    manifest = {"image_size": 8, "class_names": ["a", "b", "c"], "normalization": {"scale": 1.0, "offset": 0.0}, "splits": splits}
-    (tmp_path / tfrecords.MANIFEST).write_text(json.dumps(manifest))
+    """A tiny prepared folder: three 8×8 examples per split, in shards of two, and its manifest."""
+    write_tiny_prepared(tmp_path, per_split=3)
     return tmp_path
 
 
@@ -134,11 +124,16 @@ def run_stage(directory, name, prepared_at):
     )
 
 
-def write_tiny_prepared(folder):
+def write_tiny_prepared(folder, per_split=1):
+    """Random 8×8 images with all-zero masks, `per_split` per split, in shards of two, and the manifest."""
     folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
     splits = {}
     for split in tfrecords.SPLITS:
-        records = [tfrecords.serialize_example(np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8, 1), np.uint8), "x")]
+        records = [
+            tfrecords.serialize_example(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), np.zeros((8, 8, 1), np.uint8), f"{i}")
+            for i in range(per_split)
+        ]
         written, shards = tfrecords.write_shards(folder, split, records, shard_size=2)
         splits[split] = {"examples": written, "shards": shards}
     manifest = {"image_size": 8, "class_names": ["pet", "background", "border"], "normalization": {"scale": 1.0, "offset": 0.0}, "splits": splits}
