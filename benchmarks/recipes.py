@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import math
 import tempfile
 import time
 from pathlib import Path
@@ -23,11 +22,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from segpipe import tfrecords
 from segpipe.config import AugmentConfig, ModelConfig, Params, TrainConfig, load_params
 from segpipe.evaluation import confusion_on
 from segpipe.metrics import segmentation_scores
-from segpipe.preprocess import prepare_dataset
+from segpipe.preparation import prepare_dataset
+from segpipe.prepared import SPLITS, PreparedData
 from segpipe.training import configure_runtime, train_model, training_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,7 +61,11 @@ def forward_gflops(model: keras.Model) -> float:
         if isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose)):
             kernel = layer.kernel.shape  # (kh, kw, in, out) or (kh, kw, out, in) for transpose
             _, height, width, _ = layer.output.shape
-            spatial = height * width if isinstance(layer, keras.layers.Conv2D) else layer.input.shape[1] * layer.input.shape[2]
+            spatial = (
+                height * width
+                if isinstance(layer, keras.layers.Conv2D)
+                else layer.input.shape[1] * layer.input.shape[2]
+            )
             flops += 2 * int(np.prod(kernel)) * spatial
     return flops / 1e9
 
@@ -79,20 +82,21 @@ def matmul_peak_gflops(size: int = 2048, seconds: float = 3.0) -> float:
     return 2 * size**3 * runs / (time.perf_counter() - started) / 1e9
 
 
-def run_recipe(name: str, prepared: Path, manifest: dict, model_config: ModelConfig, train: TrainConfig) -> dict:
+def run_recipe(name: str, prepared: PreparedData, model_config: ModelConfig, train: TrainConfig) -> dict:
     configure_runtime(train)
     started = time.perf_counter()
-    model, history = train_model(prepared, manifest, model_config, train)
+    model, history = train_model(prepared, model_config, train)
     wall = time.perf_counter() - started
-    seen = manifest["splits"]["train"]["examples"] * len(history)
-    test = tfrecords.batched_split(prepared, manifest, "test", 16)
-    scores = segmentation_scores(confusion_on(model, test, len(manifest["class_names"])), manifest["class_names"])
+    epochs = len(history["loss"])
+    seen = prepared.count("train") * epochs
+    cm = confusion_on(model, prepared.batches("test", 16), prepared.num_classes)
+    scores = segmentation_scores(cm, prepared.class_names)
     gflops = forward_gflops(model)
     return {
         "recipe": name,
         "params": model.count_params(),
         "gflops": gflops,
-        "epochs": len(history),
+        "epochs": epochs,
         "images_per_s": seen / wall,
         "wall_s": wall,
         "train_gflops_per_s": 3 * gflops * seen / wall,  # forward + backward ≈ 3 × forward
@@ -100,11 +104,11 @@ def run_recipe(name: str, prepared: Path, manifest: dict, model_config: ModelCon
     }
 
 
-def input_pipeline_rate(prepared: Path, manifest: dict, train: TrainConfig, seconds: float) -> float:
+def input_pipeline_rate(prepared: PreparedData, train: TrainConfig, seconds: float) -> float:
     """Images/s the training input pipeline delivers on its own (after its cache is warm)."""
-    dataset = training_dataset(prepared, manifest, train).repeat()
+    dataset = training_dataset(prepared, train).repeat()
     batches = iter(dataset)
-    for _ in range(math.ceil(manifest["splits"]["train"]["examples"] / train.batch_size) + 1):
+    for _ in range(prepared.steps_per_epoch(train.batch_size) + 1):
         next(batches)
     images, started = 0, time.perf_counter()
     while time.perf_counter() - started < seconds:
@@ -112,16 +116,31 @@ def input_pipeline_rate(prepared: Path, manifest: dict, train: TrainConfig, seco
     return images / (time.perf_counter() - started)
 
 
-def table(rows: list[dict], peak: float, class_names: list[str]) -> str:
-    header = ["recipe", "params", "fwd GFLOPs/img", "epochs", "train img/s", "train wall s", "GFLOP/s (% of peak)", "pixel acc", "mean IoU"]
+def table(rows: list[dict], peak: float, class_names: tuple[str, ...]) -> str:
+    header = [
+        "recipe",
+        "params",
+        "fwd GFLOPs/img",
+        "epochs",
+        "train img/s",
+        "train wall s",
+        "GFLOP/s (% of peak)",
+        "pixel acc",
+        "mean IoU",
+    ]
     header += [f"IoU {name}" for name in class_names]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         cells = [
-            row["recipe"], f"{row['params'] / 1e6:.2f}M", f"{row['gflops']:.2f}", str(row["epochs"]),
-            f"{row['images_per_s']:.1f}", f"{row['wall_s']:.0f}",
+            row["recipe"],
+            f"{row['params'] / 1e6:.2f}M",
+            f"{row['gflops']:.2f}",
+            str(row["epochs"]),
+            f"{row['images_per_s']:.1f}",
+            f"{row['wall_s']:.0f}",
             f"{row['train_gflops_per_s']:.0f} ({100 * row['train_gflops_per_s'] / peak:.0f}%)",
-            f"{row['pixel_accuracy']:.3f}", f"{row['mean_iou']:.3f}",
+            f"{row['pixel_accuracy']:.3f}",
+            f"{row['mean_iou']:.3f}",
         ]
         cells += [f"{row['iou'][name]:.3f}" for name in class_names]
         lines.append("| " + " | ".join(cells) + " |")
@@ -154,27 +173,31 @@ def main() -> None:
     params = benchmark_params(load_params(args.params), args.folder, image_size)
     params.validate()
     with tempfile.TemporaryDirectory(prefix="benchmark-") as tmp:
-        prepared = Path(tmp) / "prepared"
         started = time.perf_counter()
-        manifest = prepare_dataset(params.data, prepared)
-        total = sum(split["examples"] for split in manifest["splits"].values())
-        print(f"prepared {total} images from {args.folder} at {image_size} px: {total / (time.perf_counter() - started):.0f} images/s")
+        prepared = prepare_dataset(params.data, Path(tmp) / "prepared")
+        total = sum(prepared.count(split) for split in SPLITS)
+        rate = total / (time.perf_counter() - started)
+        print(f"prepared {total} images from {args.folder} at {image_size} px: {rate:.0f} images/s")
         if args.input_only:
-            rate = input_pipeline_rate(prepared, manifest, params.train, 1.0 if args.quick else args.seconds)
+            rate = input_pipeline_rate(prepared, params.train, 1.0 if args.quick else args.seconds)
             print(
                 f"input pipeline (in-memory split, shuffled index batches of {params.train.batch_size}, "
                 f"flip/zoom/jitter, prefetch): {rate:.0f} images/s"
             )
             return
         epochs = 1 if args.quick else None
-        default_train = dataclasses.replace(params.train, epochs=epochs or params.train.epochs, warmup_epochs=0 if args.quick else params.train.warmup_epochs)
-        rows = [run_recipe("project default", prepared, manifest, params.model, default_train)]
+        default_train = dataclasses.replace(
+            params.train,
+            epochs=epochs or params.train.epochs,
+            warmup_epochs=0 if args.quick else params.train.warmup_epochs,
+        )
+        rows = [run_recipe("project default", prepared, params.model, default_train)]
         if not args.default_only:
             reference = reference_train(params.train, epochs or 20)
-            rows.insert(0, run_recipe("reference notebook", prepared, manifest, REFERENCE_MODEL, reference))
+            rows.insert(0, run_recipe("reference notebook", prepared, REFERENCE_MODEL, reference))
         peak = matmul_peak_gflops(seconds=0.5 if args.quick else 3.0)
-    print(f"\nfp32 matmul peak: {peak:.0f} GFLOP/s; test split: {manifest['splits']['test']['examples']} images\n")
-    print(table(rows, peak, manifest["class_names"]))
+    print(f"\nfp32 matmul peak: {peak:.0f} GFLOP/s; test split: {prepared.count('test')} images\n")
+    print(table(rows, peak, prepared.class_names))
     if args.default_only:
         return
     reference, default = rows

@@ -1,8 +1,8 @@
-"""DVC stage `prepare`: load `data.dataset` through TFDS, resize, write TFRecord shards and a manifest."""
+"""DVC stage `prepare`: read the source (`data.*`), resize, write TFRecord shards and a manifest."""
 
-from segpipe.cli import run_stage
 from segpipe.config import load_params
-from segpipe.preprocess import prepare_dataset
+from segpipe.preparation import prepare_dataset
+from segpipe.runner import run_main
 
 
 def main() -> None:
@@ -11,4 +11,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run_main(main)

@@ -3,25 +3,27 @@
 A run killed midway resumes from its last complete epoch (backup in `paths.backup`).
 """
 
+import logging
 from pathlib import Path
 
-from segpipe import tfrecords
-from segpipe.cli import run_stage
 from segpipe.config import load_params
 from segpipe.model import save_model
+from segpipe.prepared import open_prepared
+from segpipe.runner import run_main
 from segpipe.training import configure_runtime, train_model
+
+log = logging.getLogger("segpipe.train")
 
 
 def main() -> None:
     params = load_params()
     configure_runtime(params.train)
-    prepared = Path(params.paths.prepared)
-    manifest = tfrecords.read_manifest(prepared)
-    model, _ = train_model(
-        prepared, manifest, params.model, params.train, live_dir=Path(params.paths.live), backup_dir=Path(params.paths.backup)
-    )
+    prepared = open_prepared(params.paths.prepared)
+    live, backup = Path(params.paths.live), Path(params.paths.backup)
+    model, _ = train_model(prepared, params.model, params.train, live_dir=live, backup_dir=backup)
     save_model(model, params.paths.model)
+    log.info("saved the model to %s", params.paths.model)
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run_main(main)

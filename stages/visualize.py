@@ -1,35 +1,36 @@
 """DVC stage `visualize`: training curves, predicted masks for a seeded sample, and the worst test images."""
 
-from pathlib import Path
+import logging
 
-import pandas as pd
-
-from segpipe import plotting, reports, tfrecords
-from segpipe.cli import run_stage
+from segpipe import plotting
 from segpipe.config import load_params
-from segpipe.evaluation import predict_classes
+from segpipe.evaluation import predict_classes, read_image_scores, worst_images
 from segpipe.model import load_model
+from segpipe.prepared import open_prepared
+from segpipe.runner import run_main
+
+log = logging.getLogger("segpipe.visualize")
 
 
 def main() -> None:
     params = load_params()
-    prepared = Path(params.paths.prepared)
-    manifest = tfrecords.read_manifest(prepared)
-    model = load_model(params.paths.model)
-    reports.check_model_fits(model, manifest, params.paths.model)
-    class_names, dpi = manifest["class_names"], params.visualize.dpi
-    plotting.save_figure(plotting.training_curves(reports.live_history(params.paths.live)), params.paths.training_curves, dpi)
+    prepared = open_prepared(params.paths.prepared)
+    model = load_model(params.paths.model, expect=prepared)
+    classes, dpi = prepared.class_names, params.visualize.dpi
+    curves = plotting.training_curves(plotting.read_history(params.paths.live))
+    plotting.save_figure(curves, params.paths.training_curves, dpi)
 
-    images, masks = tfrecords.sample_split(prepared, manifest, "test", params.visualize.num_examples, params.visualize.seed)
-    grid = plotting.prediction_grid(images, masks[..., 0], predict_classes(model, images), class_names)
+    images, masks = prepared.sample("test", params.visualize.num_examples, params.visualize.seed)
+    grid = plotting.prediction_grid(images, masks[..., 0], predict_classes(model, images), classes)
     plotting.save_figure(grid, params.paths.predictions, dpi)
 
-    worst = pd.read_csv(params.paths.image_iou).sort_values(["mean_iou", "index"]).head(params.visualize.num_worst)
-    images, masks = tfrecords.select_examples(prepared, manifest, "test", worst["index"])
-    titles = [f"test #{i}: mean IoU {iou:.2f}" for i, iou in zip(worst["index"], worst["mean_iou"])]
-    grid = plotting.prediction_grid(images, masks[..., 0], predict_classes(model, images), class_names, titles)
+    worst = worst_images(read_image_scores(params.paths.image_iou), params.visualize.num_worst)
+    images, masks = prepared.select("test", [score.index for score in worst])
+    titles = [f"test #{score.index}: mean IoU {score.mean_iou:.2f}" for score in worst]
+    grid = plotting.prediction_grid(images, masks[..., 0], predict_classes(model, images), classes, titles)
     plotting.save_figure(grid, params.paths.worst, dpi)
+    log.info("wrote %s", ", ".join(str(path) for path in params.paths.figures().values()))
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run_main(main)

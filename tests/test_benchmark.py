@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+import pytest
 
-from tests.conftest import ROOT
-from tests.fixtures import write_oxford_folder
+from tests.helpers import ROOT, run_script, write_oxford_folder
+
+pytestmark = pytest.mark.slow
 
 
 def run_benchmark(*args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "recipes.py"), *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
-        timeout=600,
-    )
+    result = run_script("benchmarks/recipes.py", ROOT, *args)
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
 

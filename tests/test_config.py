@@ -5,9 +5,13 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from segpipe.config import load_params, params_from_dict
+from segpipe.config import Distribute, FolderLayout, LossName, LrSchedule, load_params, params_from_dict
 from segpipe.errors import ConfigError
-from tests.conftest import ROOT, merged
+from segpipe.losses import LOSSES
+from segpipe.sources import LAYOUTS
+from segpipe.training import LR_SCHEDULES, STRATEGIES
+from segpipe.typed import choices
+from tests.helpers import ROOT, merged
 
 
 def write(tmp_path, params: dict):
@@ -30,13 +34,27 @@ def test_project_params_load_with_their_documented_values():
         ({"evaluate": {"batch_size": -1}}, "evaluate.batch_size must be >= 1, got -1"),
         ({"data": {"val_fraction": 0.0}}, "data.val_fraction must be in (0, 1), got 0.0"),
         ({"data": {"val_fraction": 1}}, "data.val_fraction must be in (0, 1), got 1.0"),
-        ({"data": {"image_size": 100}, "model": {"depth": 3}}, "data.image_size must be divisible by 2**model.depth = 8, got 100"),
-        ({"data": {"dataset": "oxford_iit_pet:4.0.0"}}, "data.dataset names an unknown TFDS dataset 'oxford_iit_pet' (did you mean 'oxford_iiit_pet'?)"),
+        (
+            {"data": {"image_size": 100}, "model": {"depth": 3}},
+            "data.image_size must be divisible by 2**model.depth = 8, got 100",
+        ),
+        (
+            {"data": {"dataset": "oxford_iit_pet:4.0.0"}},
+            "data.dataset names an unknown TFDS dataset 'oxford_iit_pet' (did you mean 'oxford_iiit_pet'?)",
+        ),
         ({"train": {"epochs": "ten"}}, "train.epochs must be int, got 'ten' (str)"),
         ({"train": {"augment": {"flip": "yes"}}}, "train.augment.flip must be bool, got 'yes' (str)"),
         ({"train": {"augment": {"min_scale": 0}}}, "train.augment.min_scale must be in (0, 1], got 0.0"),
         ({"train": {"lr_schedule": "step"}}, "train.lr_schedule must be one of constant, cosine, got 'step'"),
         ({"train": {"learning_rate": True}}, "train.learning_rate must be float, got True (bool)"),
+        ({"train": {"loss": "dice"}}, "train.loss must be one of cross_entropy, cross_entropy_dice, got 'dice'"),
+        ({"data": {"folder": {"layout": "coco"}}}, "data.folder.layout must be one of oxford, masks, got 'coco'"),
+        ({"paths": {"worst": "plots/worst.jpg"}}, "paths.worst must name a .png file, got 'plots/worst.jpg'"),
+        (
+            {"train": {"jit_compile": True, "deterministic": True}},
+            "train.jit_compile has no effect while train.deterministic is true "
+            "(Keras turns XLA off under op determinism): set one of them to false",
+        ),
     ],
 )
 def test_bad_value_is_refused_naming_the_key(tmp_path, project_params, changes, message):
@@ -81,3 +99,12 @@ def test_python_tags_are_refused_not_executed(tmp_path):
 def test_integer_is_accepted_where_a_float_is_expected(project_params):
     project_params["train"]["learning_rate"] = 1
     assert params_from_dict(project_params).train.learning_rate == 1.0
+
+
+@pytest.mark.parametrize(
+    ("registry", "choice"),
+    [(LOSSES, LossName), (LR_SCHEDULES, LrSchedule), (STRATEGIES, Distribute), (LAYOUTS, FolderLayout)],
+    ids=["train.loss", "train.lr_schedule", "train.distribute", "data.folder.layout"],
+)
+def test_every_allowed_choice_has_exactly_one_implementation(registry, choice):
+    assert sorted(registry) == sorted(choices(choice))

@@ -12,9 +12,10 @@ import pytest
 from segpipe.config import ModelConfig
 from segpipe.errors import DataError
 from segpipe.model import build_unet, downsample_block, load_model, save_model, upsample_block
+from segpipe.prepared import Normalization
 
 PLAIN = ModelConfig(depth=1, base_filters=2, batch_norm=False, batch_norm_momentum=0.9, dropout=0.0)
-UNIT = {"scale": 1 / 255, "offset": 0.0}
+UNIT = Normalization(scale=1 / 255, offset=0.0)
 
 
 def conv(k: int, c_in: int, c_out: int, bias: bool = True) -> int:
@@ -44,10 +45,13 @@ def test_unet_outputs_float32_logits_per_pixel_and_class():
 def test_parameter_count_of_a_depth_one_unet_matches_hand_count():
     # encoder 3->2->2, bottleneck 2->4->4, transpose 4->2 (2x2), decoder (2+2)->2->2, head 2->3 (1x1)
     expected = (
-        conv(3, 3, 2) + conv(3, 2, 2)
-        + conv(3, 2, 4) + conv(3, 4, 4)
+        conv(3, 3, 2)
+        + conv(3, 2, 2)
+        + conv(3, 2, 4)
+        + conv(3, 4, 4)
         + conv(2, 4, 2)
-        + conv(3, 4, 2) + conv(3, 2, 2)
+        + conv(3, 4, 2)
+        + conv(3, 2, 2)
         + conv(1, 2, 3)
     )
     assert build_unet(16, 3, PLAIN, UNIT).count_params() == expected == 473
@@ -78,5 +82,6 @@ def test_saved_model_reloads_with_identical_predictions_and_bytes(tmp_path):
 
 
 def test_loading_a_missing_model_names_the_file(tmp_path):
-    with pytest.raises(DataError, match=r"missing\.keras not found: run the train stage first"):
+    with pytest.raises(DataError) as error:
         load_model(tmp_path / "missing.keras")
+    assert str(error.value) == f"{tmp_path / 'missing.keras'} not found: run the train stage first"

@@ -16,12 +16,20 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT, TINY, merged
+from tests.helpers import ROOT, TINY, merged
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.slow
 
 PROJECT_FILES = [
-    "dvc.yaml", "params.yaml", ".gitignore", ".dvcignore", ".dvc/config", ".dvc/plots", "stages", "src", "data/images",
+    "dvc.yaml",
+    "params.yaml",
+    ".gitignore",
+    ".dvcignore",
+    ".dvc/config",
+    ".dvc/plots",
+    "stages",
+    "src",
+    "data/images",
 ]
 STAGES = {"prepare", "train", "evaluate", "visualize"}
 
@@ -35,8 +43,10 @@ class Repo:
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
             "PYTHONPATH": str(root / "src"),
             "DVC_NO_ANALYTICS": "1",
-            "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com",
-            "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.com",
+            "GIT_AUTHOR_NAME": "test",
+            "GIT_AUTHOR_EMAIL": "test@example.com",
+            "GIT_COMMITTER_NAME": "test",
+            "GIT_COMMITTER_EMAIL": "test@example.com",
         }
 
     def run(self, *args: str) -> str:
@@ -152,7 +162,13 @@ def test_metrics_diff_shows_the_change_between_two_commits(clean_repo):
 def test_plots_show_writes_html_with_curves_confusion_and_images(clean_repo, tmp_path):
     clean_repo.dvc("plots", "show", "-o", str(tmp_path / "out"))
     html = (tmp_path / "out" / "index.html").read_text()
-    for title in ("Mean IoU by epoch", "Pixel accuracy by epoch", "Loss by epoch", "Test confusion matrix", "Test IoU per class"):
+    for title in (
+        "Mean IoU by epoch",
+        "Pixel accuracy by epoch",
+        "Loss by epoch",
+        "Test confusion matrix",
+        "Test IoU per class",
+    ):
         assert title in html
     for png in ("predictions.png", "worst_predictions.png", "training_curves.png"):
         assert png in html
@@ -165,7 +181,7 @@ def test_report_holds_both_revisions_metrics_and_png_figures(clean_repo, tmp_pat
     clean_repo.commit("higher learning rate")
     try:
         after = json.loads((clean_repo.root / "metrics/evaluate.json").read_text())["mean_iou"]
-        clean_repo.run(sys.executable, "-m", "segpipe.report", "--base", "HEAD~1", "--out", str(tmp_path / "report"))
+        clean_repo.run(sys.executable, "-m", "segpipe", "report", "--base", "HEAD~1", "--out", str(tmp_path / "report"))
         report = (tmp_path / "report" / "report.md").read_text()
         assert "train.learning_rate" in report and "0.002" in report and "0.02" in report
         mean_iou_row = next(line for line in report.splitlines() if "mean_iou" in line and "evaluate.json" in line)

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from segpipe.errors import DataError
-from segpipe.images import trimap_to_classes
-from segpipe.preprocess import resize_image, resize_mask
+from segpipe.images import resize_image, resize_mask, trimap_to_classes
 from segpipe.sources import held_out_indices
 
 

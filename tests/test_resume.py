@@ -4,27 +4,21 @@ uninterrupted run ends: same weights, same metrics, curves without gaps or repea
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 import yaml
 
-from tests.conftest import ROOT, TINY, merged
+from tests.helpers import ROOT, TINY, merged, run_script, start_script
 
+pytestmark = pytest.mark.slow
 EPOCHS = 4
 
 
-def stage(directory, name: str, wait: bool = True):
-    command = [sys.executable, str(ROOT / "stages" / f"{name}.py")]
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    if not wait:
-        return subprocess.Popen(command, cwd=directory, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    result = subprocess.run(command, cwd=directory, env=env, capture_output=True, text=True)
+def stage(directory, name: str):
+    result = run_script(f"stages/{name}.py", directory)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
@@ -51,7 +45,7 @@ def test_killed_run_resumes_to_the_same_weights_and_metrics(prepared_project, tm
 
     resumed = copy_project(prepared_project, tmp_path / "resumed")
     metadata = resumed / "models" / ".backup" / "training_metadata.json"
-    run = stage(resumed, "train", wait=False)
+    run = start_script("stages/train.py", resumed)
     deadline = time.monotonic() + 300
     while not (metadata.exists() and json.loads(metadata.read_text() or "{}").get("epoch", 0) >= 2):
         assert run.poll() is None, "training ended before the second epoch's backup appeared"

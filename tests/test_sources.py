@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import time
 
@@ -12,12 +11,12 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from segpipe import images, tfrecords
+from segpipe import images
 from segpipe.config import params_from_dict
 from segpipe.errors import DataError
-from segpipe.preprocess import prepare_dataset, resize_mask
-from tests.conftest import merged
-from tests.fixtures import RED, SHARED_SAMPLE, save_image, write_masks_folder, write_oxford_folder
+from segpipe.preparation import prepare_dataset
+from segpipe.prepared import open_prepared
+from tests.helpers import RED, SHARED_SAMPLE, merged, save_image, split_counts, write_masks_folder, write_oxford_folder
 
 QUIRKY = {"rgb": "RGB", "gray": "L", "cmyk": "CMYK", "rgba_png": "RGBA", "palette_png": "P", "palette_gif": "GIF"}
 
@@ -32,9 +31,8 @@ def folder(path, layout="oxford", **folder_changes):
     return {"source": "folder", "folder": {"path": str(path), "layout": layout, **folder_changes}}
 
 
-def stored(prepared, split):
-    manifest = tfrecords.read_manifest(prepared)
-    return list(tfrecords.read_split(prepared, manifest, split).as_numpy_iterator())
+def stored(folder, split):
+    return list(open_prepared(folder).examples(split).as_numpy_iterator())
 
 
 @pytest.mark.parametrize("mode", sorted(QUIRKY.values()))
@@ -48,20 +46,26 @@ def test_every_image_mode_becomes_rgb(tmp_path, mode):
 
 
 def test_oxford_folder_prepares_listed_examples_and_reports_missing_ones(tmp_path, project_params):
-    root = write_oxford_folder(tmp_path / "pets", train={f"cat_{k}": m for k, m in QUIRKY.items()}, test={"dog_1": "RGB", "dog_2": "RGBA"}, absent=("ghost_1",))
-    manifest = prepare_dataset(data_config(project_params, **folder(root), val_fraction=0.2), tmp_path / "out")
-    counts = {split: info["examples"] for split, info in manifest["splits"].items()}
-    assert counts == {"train": 5, "val": 1, "test": 2}
-    assert manifest["missing"] == {"train": ["ghost_1.jpg"], "test": []}
-    assert manifest["class_names"] == ["pet", "background", "border"]
-    expected = resize_mask(np.array(Image.open(root / "annotations/trimaps/dog_1.png"))[..., None] - 1, 16)
+    root = write_oxford_folder(
+        tmp_path / "pets",
+        train={f"cat_{k}": m for k, m in QUIRKY.items()},
+        test={"dog_1": "RGB", "dog_2": "RGBA"},
+        absent=("ghost_1",),
+    )
+    prepared = prepare_dataset(data_config(project_params, **folder(root), val_fraction=0.2), tmp_path / "out")
+    assert split_counts(prepared) == {"train": 5, "val": 1, "test": 2}
+    assert prepared.missing == {"train": ["ghost_1.jpg"], "test": []}
+    assert prepared.class_names == ("pet", "background", "border")
+    expected = images.resize_mask(np.array(Image.open(root / "annotations/trimaps/dog_1.png"))[..., None] - 1, 16)
     (image, mask), _ = stored(tmp_path / "out", "test")
     np.testing.assert_array_equal(mask, expected)
     assert image.shape == (16, 16, 3)
 
 
 def test_prepared_output_is_byte_for_byte_deterministic(tmp_path, project_params):
-    root = write_oxford_folder(tmp_path / "pets", train={f"cat_{k}": m for k, m in QUIRKY.items()}, test={"dog_1": "RGB"})
+    root = write_oxford_folder(
+        tmp_path / "pets", train={f"cat_{k}": m for k, m in QUIRKY.items()}, test={"dog_1": "RGB"}
+    )
     config = data_config(project_params, **folder(root))
     prepare_dataset(config, tmp_path / "a")
     prepare_dataset(config, tmp_path / "b")
@@ -73,9 +77,9 @@ def test_masks_layout_takes_class_names_from_params_and_holds_out_a_seeded_test_
     root = write_masks_folder(tmp_path / "toy", count=10, num_classes=5)
     names = ["sky", "road", "car", "tree", "house"]
     config = data_config(project_params, **folder(root, "masks", class_names=names, test_fraction=0.3))
-    manifest = prepare_dataset(config, tmp_path / "out")
-    assert manifest["class_names"] == names
-    assert {split: info["examples"] for split, info in manifest["splits"].items()} == {"train": 6, "val": 1, "test": 3}
+    prepared = prepare_dataset(config, tmp_path / "out")
+    assert prepared.class_names == tuple(names)
+    assert split_counts(prepared) == {"train": 6, "val": 1, "test": 3}
     _, mask = stored(tmp_path / "out", "test")[0]
     assert set(np.unique(mask)) == {0, 1, 2, 3, 4}
 
@@ -102,11 +106,13 @@ def test_unreadable_image_is_an_error_naming_the_file(tmp_path, project_params):
 
 
 def test_skip_mode_skips_bad_examples_and_records_them(tmp_path, project_params):
-    root = write_oxford_folder(tmp_path / "pets", train={"cat_1": "RGB", "cat_2": "RGB"}, test={"dog_1": "RGB", "dog_2": "RGB"})
+    root = write_oxford_folder(
+        tmp_path / "pets", train={"cat_1": "RGB", "cat_2": "RGB"}, test={"dog_1": "RGB", "dog_2": "RGB"}
+    )
     (root / "images/dog_1.jpg").write_bytes(b"\xff\xd8 truncated")
-    manifest = prepare_dataset(data_config(project_params, **folder(root), on_bad_example="skip"), tmp_path / "out")
-    assert manifest["splits"]["test"]["examples"] == 1
-    assert [entry["name"] for entry in manifest["skipped"]["test"]] == ["dog_1.jpg"]
+    prepared = prepare_dataset(data_config(project_params, **folder(root), on_bad_example="skip"), tmp_path / "out")
+    assert prepared.count("test") == 1
+    assert [entry["name"] for entry in prepared.skipped["test"]] == ["dog_1.jpg"]
 
 
 def test_entry_names_that_leave_the_folder_are_refused(tmp_path, project_params):
@@ -123,7 +129,10 @@ def test_oxford_without_network_or_archives_fails_fast_with_the_ways_forward(tmp
 
     monkeypatch.setattr(socket, "create_connection", no_network)
     config = data_config(
-        project_params, dataset="oxford_iiit_pet:4.0.0", tfds_data_dir=str(tmp_path / "tfds"), manual_dir=str(tmp_path / "manual")
+        project_params,
+        dataset="oxford_iiit_pet:4.0.0",
+        tfds_data_dir=str(tmp_path / "tfds"),
+        manual_dir=str(tmp_path / "manual"),
     )
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "earlier.txt").write_text("kept")
@@ -132,7 +141,13 @@ def test_oxford_without_network_or_archives_fails_fast_with_the_ways_forward(tmp
         prepare_dataset(config, tmp_path / "out")
     assert time.monotonic() - started < 60
     message = str(error.value)
-    for needed in ("oxford_iiit_pet:4.0.0", "annotations.tar.gz and images.tar.gz", "data.manual_dir", "data.source: folder", "synthetic_pets"):
+    for needed in (
+        "oxford_iiit_pet:4.0.0",
+        "annotations.tar.gz and images.tar.gz",
+        "data.manual_dir",
+        "data.source: folder",
+        "synthetic_pets",
+    ):
         assert needed in message
     assert (tmp_path / "out" / "earlier.txt").read_text() == "kept"
 
@@ -149,7 +164,10 @@ def prepare_oxford_with_tfds(archive_root, data_dir, monkeypatch):
 
 def test_an_already_prepared_tfds_data_dir_is_used_without_network(tmp_path, project_params, monkeypatch):
     root = write_oxford_folder(
-        tmp_path / "archives", train={"cat_1": "RGB", "cat_2": "RGB", "cat_3": "RGB"}, test={"dog_1": "RGB"}, comment=False
+        tmp_path / "archives",
+        train={"cat_1": "RGB", "cat_2": "RGB", "cat_3": "RGB"},
+        test={"dog_1": "RGB"},
+        comment=False,
     )
     prepare_oxford_with_tfds(root, tmp_path / "tfds", monkeypatch)
 
@@ -158,9 +176,9 @@ def test_an_already_prepared_tfds_data_dir_is_used_without_network(tmp_path, pro
 
     monkeypatch.setattr(socket, "create_connection", no_network)
     config = data_config(project_params, dataset="oxford_iiit_pet:4.0.0", tfds_data_dir=str(tmp_path / "tfds"))
-    manifest = prepare_dataset(config, tmp_path / "out")
-    assert manifest["source"]["dataset"] == "oxford_iiit_pet"
-    assert {split: info["examples"] for split, info in manifest["splits"].items()} == {"train": 2, "val": 1, "test": 1}
+    prepared = prepare_dataset(config, tmp_path / "out")
+    assert prepared.source["dataset"] == "oxford_iiit_pet"
+    assert split_counts(prepared) == {"train": 2, "val": 1, "test": 1}
 
 
 def test_oxford_feature_dict_goes_through_the_pipeline_with_tfds_mock_data(tmp_path, project_params, monkeypatch):
@@ -183,15 +201,17 @@ def test_oxford_feature_dict_goes_through_the_pipeline_with_tfds_mock_data(tmp_p
 
         return tf.data.Dataset.from_generator(
             lambda: (example(i) for i in range(4)),
-            output_signature={name: tf.TensorSpec([20 if d is None else d for d in s.shape], s.dtype) for name, s in specs.items()},
+            output_signature={
+                name: tf.TensorSpec([20 if d is None else d for d in s.shape], s.dtype) for name, s in specs.items()
+            },
         )
 
     monkeypatch.setattr("segpipe.sources._first_unreachable", lambda urls, timeout: None)
     config = data_config(project_params, dataset="oxford_iiit_pet:4.0.0", tfds_data_dir=str(tmp_path / "tfds"))
     with tfds.testing.mock_data(num_examples=4, as_dataset_fn=as_dataset):
-        manifest = prepare_dataset(config, tmp_path / "out")
+        prepared = prepare_dataset(config, tmp_path / "out")
     assert {"head_bbox", "species"} <= set(tfds.builder("oxford_iiit_pet").info.features)
-    assert {split: info["examples"] for split, info in manifest["splits"].items()} == {"train": 3, "val": 1, "test": 4}
+    assert split_counts(prepared) == {"train": 3, "val": 1, "test": 4}
     _, mask = stored(tmp_path / "out", "test")[0]
     assert set(np.unique(mask)) <= {0, 1, 2}
 
@@ -202,9 +222,9 @@ shared_sample = pytest.mark.skipif(not SHARED_SAMPLE.is_dir(), reason="shared Ox
 @shared_sample
 def test_shared_sample_in_the_oxford_layout(tmp_path, project_params):
     started = time.monotonic()
-    manifest = prepare_dataset(data_config(project_params, **folder(SHARED_SAMPLE)), tmp_path / "out")
-    assert {split: info["examples"] for split, info in manifest["splits"].items()} == {"train": 90, "val": 10, "test": 98}
-    assert manifest["missing"] == {"train": [], "test": []}
+    prepared = prepare_dataset(data_config(project_params, **folder(SHARED_SAMPLE)), tmp_path / "out")
+    assert split_counts(prepared) == {"train": 90, "val": 10, "test": 98}
+    assert prepared.missing == {"train": [], "test": []}
     print(f"prepared 198 real photos at {198 / (time.monotonic() - started):.0f} images/s")
 
 
@@ -213,5 +233,5 @@ def test_shared_sample_through_tfds_own_oxford_builder(tmp_path, project_params,
     builder = prepare_oxford_with_tfds(SHARED_SAMPLE, tmp_path / "tfds", monkeypatch)
     assert {split: info.num_examples for split, info in builder.info.splits.items()} == {"train": 100, "test": 98}
     config = data_config(project_params, dataset="oxford_iiit_pet:4.0.0", tfds_data_dir=str(tmp_path / "tfds"))
-    manifest = prepare_dataset(config, tmp_path / "out")
-    assert json.dumps(manifest["splits"]["test"]["examples"]) == "98"
+    prepared = prepare_dataset(config, tmp_path / "out")
+    assert prepared.count("test") == 98

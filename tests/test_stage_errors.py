@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 import yaml
 
-from tests.conftest import ROOT, merged
+from tests.helpers import merged, run_script
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize(
     ("stage", "changes", "message"),
     [
-        ("prepare", {"data": {"dataset": "oxford_pets"}}, "data.dataset names an unknown TFDS dataset 'oxford_pets' (did you mean 'oxford_iiit_pet'?)"),
+        (
+            "prepare",
+            {"data": {"dataset": "oxford_pets"}},
+            "data.dataset names an unknown TFDS dataset 'oxford_pets' (did you mean 'oxford_iiit_pet'?)",
+        ),
         ("prepare", {"data": {"val_fraction": 1.5}}, "data.val_fraction must be in (0, 1), got 1.5"),
         ("train", {"train": {"epochs": 0}}, "train.epochs must be >= 1, got 0"),
         ("evaluate", {"model": {"depth": 7}}, "data.image_size must be divisible by 2**model.depth = 128, got 64"),
-        ("visualize", {"visualize": {"num_exampels": 2}}, "visualize.num_exampels is not a known param (did you mean 'num_examples'?)"),
+        (
+            "visualize",
+            {"visualize": {"num_exampels": 2}},
+            "visualize.num_exampels is not a known param (did you mean 'num_examples'?)",
+        ),
     ],
 )
 def test_bad_params_stop_the_stage_before_it_writes(tmp_path, project_params, stage, changes, message):
@@ -28,13 +34,7 @@ def test_bad_params_stop_the_stage_before_it_writes(tmp_path, project_params, st
     for path in outputs.values():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("earlier result")
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "stages" / f"{stage}.py")],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
-    )
+    result = run_script(f"stages/{stage}.py", tmp_path)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == f"ERROR segpipe: {message}"
     assert all(path.read_text() == "earlier result" for path in outputs.values())

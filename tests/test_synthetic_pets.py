@@ -46,7 +46,7 @@ def test_splits_have_the_configured_sizes_and_trimap_values(tmp_path):
 def test_generation_is_byte_for_byte_deterministic(tmp_path):
     first, second = records(prepared(tmp_path / "a"), "train"), records(prepared(tmp_path / "b"), "train")
     assert [r["file_name"] for r in first] == [r["file_name"] for r in second]
-    for a, b in zip(first, second):
+    for a, b in zip(first, second, strict=True):
         assert a["image"].tobytes() == b["image"].tobytes()
         assert a["segmentation_mask"].tobytes() == b["segmentation_mask"].tobytes()
 

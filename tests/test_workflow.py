@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import yaml
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 WORKFLOW = yaml.safe_load((ROOT / ".github" / "workflows" / "report.yml").read_text())
 

@@ -1,24 +1,38 @@
-"""What every stage script shares: logging set-up and one-line errors with a non-zero exit."""
+"""The `segpipe` command line, for people; DVC runs the stage scripts in `stages/` instead.
+
+segpipe report --base main --out report
+"""
 
 from __future__ import annotations
 
-import logging
-import sys
-from collections.abc import Callable
+import argparse
+from pathlib import Path
 
-from segpipe.errors import PipelineError
-
-log = logging.getLogger("segpipe")
+from segpipe.runner import run_main
 
 
-def run_stage(main: Callable[[], None]) -> None:
-    """Run a stage's `main`; report a `PipelineError` as one line on stderr and exit with 1."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        main()
-    except PipelineError as error:
-        log.error("%s", error)
-        sys.exit(1)
-    except OSError as error:  # a read-only or full disk, a missing folder: name the file, keep the old outputs
-        log.error("cannot write or read %s: %s", error.filename or "a file", error.strerror or error)
-        sys.exit(1)
+def _report(args: argparse.Namespace) -> None:
+    from segpipe.report import build_report
+
+    print(build_report(args.base, args.out, args.params))
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="segpipe", description="Use and inspect the segmentation pipeline's results.")
+    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    report = commands.add_parser(
+        "report",
+        help="markdown report of params, metrics and figures against a base revision",
+        description="Write OUT/report.md: `dvc params diff` and `dvc metrics diff` against BASE as tables, "
+        "and each figure of BASE beside the workspace's.",
+    )
+    report.add_argument("--base", default="main", help="git revision to compare the workspace with (default: main)")
+    report.add_argument("--out", type=Path, default=Path("report"), help="folder for report.md and its images")
+    report.add_argument("--params", type=Path, default=Path("params.yaml"), help="the project's params file")
+    report.set_defaults(run=_report)
+    return root
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    run_main(lambda: args.run(args))

@@ -1,12 +1,28 @@
-"""Run a trained model over a dataset and count its pixel confusion."""
+"""Run a trained model over a dataset: its predictions, the pixel confusion, each image's score."""
 
 from __future__ import annotations
+
+import csv
+import dataclasses
+import typing
+from dataclasses import dataclass
+from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from segpipe import atomic
+from segpipe.errors import DataError
 from segpipe.metrics import confusion_matrix, per_class_iou
+
+
+@dataclass(frozen=True)
+class ImageScore:
+    """One test image's score: `index` is its position in the stored test split."""
+
+    index: int
+    mean_iou: float  # over the classes its truth or its prediction holds
 
 
 def predict_classes(model: keras.Model, images: tf.Tensor) -> np.ndarray:
@@ -19,13 +35,37 @@ def confusion_on(model: keras.Model, dataset: tf.data.Dataset, num_classes: int)
     return evaluate_images(model, dataset, num_classes)[0]
 
 
-def evaluate_images(model: keras.Model, dataset: tf.data.Dataset, num_classes: int) -> tuple[np.ndarray, list[float]]:
-    """The total confusion matrix, and each image's mean IoU (over classes it or its prediction has)."""
+def evaluate_images(
+    model: keras.Model, dataset: tf.data.Dataset, num_classes: int
+) -> tuple[np.ndarray, list[ImageScore]]:
+    """The total confusion matrix, and each image's score, in dataset order."""
     total = np.zeros((num_classes, num_classes), dtype=np.int64)
-    image_iou = []
+    scores = []
     for images, masks in dataset:
-        for truth, predicted in zip(masks.numpy()[..., 0], predict_classes(model, images)):
+        for truth, predicted in zip(masks.numpy()[..., 0], predict_classes(model, images), strict=True):
             cm = confusion_matrix(truth, predicted, num_classes)
             total += cm
-            image_iou.append(float(np.nanmean(per_class_iou(cm))))
-    return total, image_iou
+            scores.append(ImageScore(len(scores), round(float(np.nanmean(per_class_iou(cm))), 6)))
+    return total, scores
+
+
+def write_image_scores(path: str | Path, scores: list[ImageScore]) -> None:
+    atomic.write_csv(path, [dataclasses.asdict(score) for score in scores])
+
+
+def read_image_scores(path: str | Path) -> list[ImageScore]:
+    """What `write_image_scores` wrote: one `ImageScore` per row, its columns converted to the field types."""
+    types = typing.get_type_hints(ImageScore)
+    try:
+        with open(path, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        return [ImageScore(**{name: convert(row[name]) for name, convert in types.items()}) for row in rows]
+    except FileNotFoundError:
+        raise DataError(f"{path} not found: run the evaluate stage first") from None
+    except (KeyError, TypeError, ValueError) as error:
+        raise DataError(f"{path}: not a table of per-image scores ({error!r}): run the evaluate stage again") from None
+
+
+def worst_images(scores: list[ImageScore], count: int) -> list[ImageScore]:
+    """The `count` lowest-scoring images, lowest first (ties by index)."""
+    return sorted(scores, key=lambda score: (score.mean_iou, score.index))[:count]

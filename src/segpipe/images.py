@@ -1,4 +1,4 @@
-"""Reading real-world image and mask files, and checking an example before it is stored.
+"""Reading real-world image and mask files, checking an example, and resizing it for the model.
 
 Real files are messy: palette, RGBA, grayscale and CMYK images, PNG data behind a `.jpg` name.
 Every image becomes 3-channel RGB; every problem becomes a `DataError` naming the file.
@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
 from segpipe.errors import DataError
@@ -54,6 +55,17 @@ def checked_pair(name: str, image: np.ndarray, mask: np.ndarray, num_classes: in
     if top >= num_classes:
         raise DataError(f"{name}: mask value {top} is not a class id (0..{num_classes - 1})")
     return image, mask
+
+
+def resize_image(image: np.ndarray, size: int) -> np.ndarray:
+    """Bilinear (antialiased when shrinking) resize to size×size, rounded back to uint8."""
+    resized = tf.image.resize(image, (size, size), method="bilinear", antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8).numpy()
+
+
+def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
+    """Nearest-neighbour resize: every output value is one of the input's labels."""
+    return tf.image.resize(mask, (size, size), method="nearest").numpy().astype(np.uint8)
 
 
 def _opened(path: Path) -> Image.Image:

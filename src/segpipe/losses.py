@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import keras
 from keras import ops
+
+from segpipe.config import LossName
 
 
 @keras.saving.register_keras_serializable(package="segpipe")
@@ -24,7 +28,12 @@ def cross_entropy_dice_loss(y_true, logits):
     return cross_entropy + soft_dice_loss(y_true, logits)
 
 
-def loss_for(name: str):
-    if name == "cross_entropy":
-        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    return cross_entropy_dice_loss
+LOSSES: dict[LossName, Callable[[], Callable]] = {
+    "cross_entropy": lambda: keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    "cross_entropy_dice": lambda: cross_entropy_dice_loss,
+}
+
+
+def loss_for(name: LossName) -> Callable:
+    """The loss `train.loss` names, called as loss(masks, logits)."""
+    return LOSSES[name]()

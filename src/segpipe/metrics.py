@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -29,20 +30,20 @@ def per_class_dice(cm: np.ndarray) -> np.ndarray:
         return np.where(total > 0, 2 * tp / total, np.nan)
 
 
-def segmentation_scores(cm: np.ndarray, class_names: list[str]) -> dict[str, Any]:
+def segmentation_scores(cm: np.ndarray, class_names: Sequence[str]) -> dict[str, Any]:
     """Pixel accuracy, mean IoU (over classes present), IoU and Dice per class, as JSON-ready data."""
     iou, dice = per_class_iou(cm), per_class_dice(cm)
     total = int(cm.sum())
     return {
         "pixel_accuracy": _number(np.trace(cm) / total) if total else None,
         "mean_iou": _number(np.nanmean(iou)) if np.isfinite(iou).any() else None,
-        "iou": {name: _number(value) for name, value in zip(class_names, iou)},
-        "dice": {name: _number(value) for name, value in zip(class_names, dice)},
+        "iou": {name: _number(value) for name, value in zip(class_names, iou, strict=True)},
+        "dice": {name: _number(value) for name, value in zip(class_names, dice, strict=True)},
         "pixels": total,
     }
 
 
-def confusion_rows(cm: np.ndarray, class_names: list[str]) -> list[dict[str, Any]]:
+def confusion_rows(cm: np.ndarray, class_names: Sequence[str]) -> list[dict[str, Any]]:
     """The matrix as long-format rows (actual, predicted, pixels) for DVC's confusion plot."""
     return [
         {"actual": actual, "predicted": predicted, "pixels": int(cm[i, j])}

@@ -12,6 +12,7 @@ from keras import layers
 from segpipe import atomic
 from segpipe.config import ModelConfig
 from segpipe.errors import DataError
+from segpipe.prepared import Normalization, PreparedData
 
 
 def conv_block(x, filters: int, config: ModelConfig):
@@ -42,12 +43,10 @@ def upsample_block(x, skip, filters: int, config: ModelConfig):
     return conv_block(x, filters, config)
 
 
-def build_unet(
-    image_size: int, num_classes: int, config: ModelConfig, normalization: dict[str, float]
-) -> keras.Model:
+def build_unet(image_size: int, num_classes: int, config: ModelConfig, normalization: Normalization) -> keras.Model:
     """U-Net taking uint8-range RGB images and returning per-pixel float32 logits."""
     inputs = keras.Input((image_size, image_size, 3), name="image")
-    x = layers.Rescaling(normalization["scale"], normalization["offset"])(inputs)
+    x = layers.Rescaling(normalization.scale, normalization.offset)(inputs)
     skips = []
     for level in range(config.depth):
         skip, x = downsample_block(x, config.base_filters * 2**level, config)
@@ -107,13 +106,32 @@ def _with_stable_object_ids(config: bytes) -> bytes:
     return json.dumps(renumber(json.loads(config))).encode()
 
 
-def load_model(path: str | Path) -> keras.Model:
-    """Load a saved model for inference, in Keras safe mode (no deserialized Python code)."""
+def load_model(path: str | Path, expect: PreparedData | None = None) -> keras.Model:
+    """Load a saved model for inference, in Keras safe mode (no deserialized Python code).
+
+    With `expect`, a model whose input size or class count differs from that data is refused.
+    """
     if not Path(path).exists():
         raise DataError(f"{path} not found: run the train stage first")
     try:
-        return keras.saving.load_model(path, compile=False, safe_mode=True)
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except ValueError as error:
         if "safe_mode" in str(error) or "lambda" in str(error).lower():
-            raise DataError(f"{path}: refused, it holds Python code (a lambda) that Keras safe mode will not run") from None
+            raise DataError(
+                f"{path}: refused, it holds Python code (a lambda) that Keras safe mode will not run"
+            ) from None
         raise DataError(f"{path}: not a loadable Keras model ({str(error).splitlines()[0]})") from None
+    if expect is not None:
+        _check_fits(model, expect, path)
+    return model
+
+
+def _check_fits(model: keras.Model, prepared: PreparedData, path: str | Path) -> None:
+    size, classes = prepared.image_size, prepared.num_classes
+    _, height, width, _ = model.input_shape
+    outputs = model.output_shape[-1]
+    if (height, width, outputs) != (size, size, classes):
+        raise DataError(
+            f"{path} takes {height}x{width} images and predicts {outputs} classes, but the prepared "
+            f"data is {size}x{size} with {classes} classes: re-run the train stage"
+        )

@@ -13,8 +13,8 @@ import pandas as pd  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 
 from segpipe import atomic  # noqa: E402
-from segpipe.reports import HISTORY_METRICS  # noqa: E402
-
+from segpipe.errors import DataError  # noqa: E402
+from segpipe.training_log import EPOCH_METRICS, metric_tsv  # noqa: E402
 
 
 def class_colours(count: int) -> ListedColormap:
@@ -33,10 +33,24 @@ def save_figure(figure: plt.Figure, path: str | Path, dpi: int) -> None:
     plt.close(figure)
 
 
+def read_history(live_dir: str | Path) -> pd.DataFrame:
+    """DVCLive's per-epoch logs as one table: `epoch` (from 1), then each metric and its `val_` twin."""
+    columns = {}
+    for metric in EPOCH_METRICS:
+        for split, column in (("train", metric), ("eval", f"val_{metric}")):
+            path = metric_tsv(live_dir, split, metric)
+            if not path.exists():
+                raise DataError(f"{path} not found: run the train stage first")
+            columns[column] = pd.read_csv(path, sep="\t").set_index("step")[metric]
+    history = pd.DataFrame(columns)
+    history.insert(0, "epoch", history.index + 1)
+    return history.reset_index(drop=True)
+
+
 def training_curves(history: pd.DataFrame) -> plt.Figure:
     """One panel per metric, train against validation, by epoch."""
-    figure, axes = plt.subplots(1, len(HISTORY_METRICS), figsize=(4 * len(HISTORY_METRICS), 3.2))
-    for ax, metric in zip(axes, HISTORY_METRICS):
+    figure, axes = plt.subplots(1, len(EPOCH_METRICS), figsize=(4 * len(EPOCH_METRICS), 3.2))
+    for ax, metric in zip(axes, EPOCH_METRICS, strict=True):
         ax.plot(history["epoch"], history[metric], marker="o", label="train")
         ax.plot(history["epoch"], history[f"val_{metric}"], marker="o", label="val")
         ax.set_title(metric.replace("_", " "))
@@ -60,7 +74,7 @@ def prediction_grid(
     figure, axes = plt.subplots(rows, 3, figsize=(7.5, 2.5 * rows), squeeze=False)
     for row in range(rows):
         panels = (images[row], truths[row], predictions[row])
-        for ax, panel, title in zip(axes[row], panels, ("image", "true mask", "predicted mask")):
+        for ax, panel, title in zip(axes[row], panels, ("image", "true mask", "predicted mask"), strict=True):
             if panel.ndim == 3:
                 ax.imshow(panel)
             else:

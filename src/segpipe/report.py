@@ -1,27 +1,22 @@
 """A markdown report of what a change did to the pipeline: params and metrics against a base
-revision, and the figures side by side. CI posts it on pull requests; `make report` writes it locally.
-
-    python -m segpipe.report --base main --out report
+revision, and the figures side by side. CI posts it on pull requests; `segpipe report` writes it.
 """
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import subprocess
 from pathlib import Path
 
 from segpipe.config import load_params
-
-FIGURES = ("training_curves", "predictions", "worst")
+from segpipe.errors import PipelineError
 
 
 def build_report(base: str, out_dir: Path, params_path: Path = Path("params.yaml")) -> Path:
     """Write `out_dir/report.md` and its images (workspace against `base`); return the report's path."""
-    paths = load_params(params_path).paths
+    figures = load_params(params_path).paths.figures()
     images = out_dir / "images"
-    shutil.rmtree(out_dir, ignore_errors=True)
-    images.mkdir(parents=True)
+    images.mkdir(parents=True, exist_ok=True)
     lines = [
         f"# Pipeline report: workspace against `{base}`",
         "",
@@ -36,8 +31,7 @@ def build_report(base: str, out_dir: Path, params_path: Path = Path("params.yaml
         "## Figures",
         "",
     ]
-    for figure in FIGURES:
-        current = Path(getattr(paths, figure))
+    for figure, current in figures.items():
         shutil.copyfile(current, images / f"{figure}.png")
         before = _git_show(base, current)
         if before is None:
@@ -58,7 +52,11 @@ def build_report(base: str, out_dir: Path, params_path: Path = Path("params.yaml
 
 
 def _dvc(*args: str) -> str:
-    return subprocess.run(["dvc", *args], check=True, capture_output=True, text=True).stdout.strip()
+    result = subprocess.run(["dvc", *args], capture_output=True, text=True)
+    if result.returncode:
+        last = (result.stderr.strip().splitlines() or ["no message"])[-1]
+        raise PipelineError(f"dvc {' '.join(args)} failed: {last}")
+    return result.stdout.strip()
 
 
 def _git_show(revision: str, path: Path) -> bytes | None:
@@ -68,15 +66,3 @@ def _git_show(revision: str, path: Path) -> bytes | None:
 
 def _safe(revision: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in revision)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--base", default="main", help="revision to compare the workspace with")
-    parser.add_argument("--out", type=Path, default=Path("report"), help="folder for report.md and its images")
-    args = parser.parse_args()
-    print(build_report(args.base, args.out))
-
-
-if __name__ == "__main__":
-    main()

@@ -7,6 +7,8 @@ the file. Listed entries that are missing on disk are reported in `missing`, nev
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import re
 import socket
@@ -14,7 +16,6 @@ import tempfile
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -24,7 +25,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from segpipe import images
-from segpipe.config import EMBEDDED_DATASET, DataConfig
+from segpipe.config import EMBEDDED_DATASET, DataConfig, FolderLayout
 from segpipe.errors import DataError
 from segpipe.synthetic_pets import SyntheticPets, config_for
 
@@ -58,7 +59,7 @@ def held_out_indices(size: int, fraction: float, seed: int) -> set[int]:
     return set(np.random.default_rng(seed).permutation(size)[:count].tolist())
 
 
-@contextmanager
+@contextlib.contextmanager
 def open_source(data: DataConfig) -> Iterator[Source]:
     """The source `data` describes, ready to read (TFDS data downloaded and prepared first)."""
     if data.source == "folder":
@@ -70,11 +71,28 @@ def open_source(data: DataConfig) -> Iterator[Source]:
             embedded.train_examples, embedded.test_examples, embedded.min_side, embedded.max_side, embedded.seed
         )
         with tempfile.TemporaryDirectory(prefix="synthetic_pets-") as data_dir:
-            builder = SyntheticPets.with_sizes(config, data_dir=data_dir, version=data.dataset_version)
-            builder.download_and_prepare()
+            with _quiet_tfds():
+                builder = SyntheticPets.with_sizes(config, data_dir=data_dir, version=data.dataset_version)
+                builder.download_and_prepare()
+            log.info("generated %s (%s) in a temporary folder", EMBEDDED_DATASET, config.name)
             yield tfds_source(builder)
     else:
         yield tfds_source(prepared_tfds_builder(data))
+
+
+@contextlib.contextmanager
+def _quiet_tfds() -> Iterator[None]:
+    """No TFDS progress bars, INFO lines or "Downloading..." prints: a dataset generated in seconds needs none."""
+    absl_log = logging.getLogger("absl")
+    level = absl_log.level
+    absl_log.setLevel(logging.ERROR)
+    tfds.display_progress_bar(False)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        tfds.display_progress_bar(True)
+        absl_log.setLevel(level)
 
 
 def prepared_tfds_builder(data: DataConfig) -> tfds.core.DatasetBuilder:
@@ -131,31 +149,24 @@ def _tfds_split_size(builder: tfds.core.DatasetBuilder, split: str) -> int:
     return sum(1 for _ in builder.as_dataset(split=split, shuffle_files=False))
 
 
+# One pair of files per example: (image, mask).
+PathPairs = dict[str, list[tuple[Path, Path]]]
+PairLoader = Callable[[Path, Path], tuple[np.ndarray, np.ndarray]]
+
+
 def folder_source(data: DataConfig) -> Source:
     """Entries of `data.folder.path` in the `oxford` or `masks` layout."""
     root = Path(data.folder.path)
     if not root.is_dir():
         raise DataError(f"data.folder.path: {root} is not a folder")
-    if data.folder.layout == "oxford":
-        listed = {split: _oxford_list(root / "annotations" / f"{name}.txt") for split, name in (("train", "trainval"), ("test", "test"))}
-        class_names = images.TRIMAP_CLASS_NAMES
-        paths = {split: [(root / "images" / f"{n}.jpg", root / "annotations" / "trimaps" / f"{n}.png") for n in names] for split, names in listed.items()}
-        load = _oxford_pair
-    else:
-        pairs = _masks_pairs(root)
-        test = held_out_indices(len(pairs), data.folder.test_fraction, data.split_seed) if len(pairs) > 1 else set()
-        paths = {
-            "train": [pair for i, pair in enumerate(pairs) if i not in test],
-            "test": [pair for i, pair in enumerate(pairs) if i in test],
-        }
-        class_names = tuple(data.folder.class_names)
-        load = partial(_masks_pair, num_classes=len(class_names))
+    paths, class_names, load = LAYOUTS[data.folder.layout](root, data)
     present, missing = {}, {}
     for split in SOURCE_SPLITS:
         present[split] = [(i, m) for i, m in paths[split] if i.is_file() and m.is_file()]
         missing[split] = [i.name for i, m in paths[split] if not (i.is_file() and m.is_file())]
         if missing[split]:
-            log.warning("%s: %d listed %s entries are missing on disk: %s", root, len(missing[split]), split, ", ".join(missing[split][:10]))
+            shown = ", ".join(missing[split][:10])
+            log.warning("%s: %d listed %s entries are missing on disk: %s", root, len(missing[split]), split, shown)
 
     def entries(split: str) -> Iterator[Entry]:
         for image_path, mask_path in present[split]:
@@ -168,6 +179,33 @@ def folder_source(data: DataConfig) -> Source:
         entries=entries,
         missing=missing,
     )
+
+
+def _oxford_layout(root: Path, data: DataConfig) -> tuple[PathPairs, tuple[str, ...], PairLoader]:
+    """images/NAME.jpg and annotations/trimaps/NAME.png, split by annotations/{trainval,test}.txt."""
+    paths = {}
+    for split, list_name in (("train", "trainval"), ("test", "test")):
+        names = _oxford_list(root / "annotations" / f"{list_name}.txt")
+        paths[split] = [(root / "images" / f"{n}.jpg", root / "annotations" / "trimaps" / f"{n}.png") for n in names]
+    return paths, images.TRIMAP_CLASS_NAMES, _oxford_pair
+
+
+def _masks_layout(root: Path, data: DataConfig) -> tuple[PathPairs, tuple[str, ...], PairLoader]:
+    """images/NAME.(jpg|png) and masks/NAME.png; a seeded share of them is the test split."""
+    pairs = _masks_pairs(root)
+    test = held_out_indices(len(pairs), data.folder.test_fraction, data.split_seed) if len(pairs) > 1 else set()
+    paths = {
+        "train": [pair for i, pair in enumerate(pairs) if i not in test],
+        "test": [pair for i, pair in enumerate(pairs) if i in test],
+    }
+    class_names = tuple(data.folder.class_names)
+    return paths, class_names, partial(_masks_pair, num_classes=len(class_names))
+
+
+LAYOUTS: dict[FolderLayout, Callable[[Path, DataConfig], tuple[PathPairs, tuple[str, ...], PairLoader]]] = {
+    "oxford": _oxford_layout,
+    "masks": _masks_layout,
+}
 
 
 def _trimap_pair(name: str, image: np.ndarray, trimap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -81,9 +81,12 @@ class SyntheticPets(tfds.core.GeneratorBasedBuilder):
             height, width = (int(side) for side in rng.integers(config.min_side, config.max_side + 1, size=2))
             image, trimap, texture = draw_scene(rng, height, width)
             file_name = f"{split}_{index:05d}.png"
-            yield file_name, {
-                "image": image,
-                "label": texture,
-                "file_name": file_name,
-                "segmentation_mask": trimap,
-            }
+            yield (
+                file_name,
+                {
+                    "image": image,
+                    "label": texture,
+                    "file_name": file_name,
+                    "segmentation_mask": trimap,
+                },
+            )

@@ -6,22 +6,20 @@ import dataclasses
 import hashlib
 import json
 import logging
-import math
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import keras
 import tensorflow as tf
-from dvclive.keras import DVCLiveCallback
 
-from segpipe import atomic, tfrecords
+from segpipe import atomic, training_log
 from segpipe.augment import augment_batch
-from segpipe.config import ModelConfig, TrainConfig
+from segpipe.config import Distribute, LrSchedule, ModelConfig, TrainConfig
 from segpipe.losses import loss_for
 from segpipe.model import build_unet
-from segpipe.reports import HISTORY_METRICS
+from segpipe.prepared import PreparedData
 
 log = logging.getLogger(__name__)
 
@@ -41,33 +39,45 @@ def configure_runtime(train: TrainConfig) -> str:
     return device
 
 
-def distribution_strategy(kind: str) -> tf.distribute.Strategy:
-    """The strategy `train.distribute` asks for (see params.yaml)."""
-    gpus = tf.config.list_logical_devices("GPU")
-    if kind == "auto" and json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster"):
+def _cluster_or_local_gpus() -> tf.distribute.Strategy:
+    if json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster"):
         return tf.distribute.MultiWorkerMirroredStrategy()
-    if kind == "auto" and len(gpus) > 1 or kind == "mirrored":
-        devices = [device.name for device in gpus or tf.config.list_logical_devices("CPU")]
-        return tf.distribute.MirroredStrategy(devices=devices)
-    return tf.distribute.get_strategy()
+    return _all_local_devices() if len(tf.config.list_logical_devices("GPU")) > 1 else tf.distribute.get_strategy()
 
 
-def training_dataset(
-    folder: Path, manifest: dict[str, Any], train: TrainConfig, start_epoch: int = 0
-) -> tf.data.Dataset:
+def _all_local_devices() -> tf.distribute.Strategy:
+    gpus = tf.config.list_logical_devices("GPU")
+    return tf.distribute.MirroredStrategy(
+        devices=[device.name for device in gpus or tf.config.list_logical_devices("CPU")]
+    )
+
+
+STRATEGIES: dict[Distribute, Callable[[], tf.distribute.Strategy]] = {
+    "auto": _cluster_or_local_gpus,
+    "mirrored": _all_local_devices,
+    "none": tf.distribute.get_strategy,
+}
+
+
+def distribution_strategy(kind: Distribute) -> tf.distribute.Strategy:
+    """The strategy `train.distribute` asks for (see params.yaml)."""
+    return STRATEGIES[kind]()
+
+
+def training_dataset(prepared: PreparedData, train: TrainConfig, start_epoch: int = 0) -> tf.data.Dataset:
     """Endless augmented batches, epoch after epoch, starting at `start_epoch`.
 
     The train split is held in memory; what is shuffled and seeded is a stream of example indices
     and augmentation seeds fixed by `train.seed`. Epoch k therefore sees the same batches whether
     training started at epoch 0 or resumed at k, and skipping to k costs no image work.
     """
-    images, masks = tfrecords.split_arrays(folder, manifest, "train")
+    images, masks = prepared.arrays("train")
     with tf.device("/cpu:0"):
         images, masks = tf.Variable(images, trainable=False), tf.Variable(masks, trainable=False)
     count = int(images.shape[0])
     order = tf.data.Dataset.range(count).shuffle(count, seed=train.seed, reshuffle_each_iteration=True)
     batches = tf.data.Dataset.zip(order.batch(train.batch_size).repeat(), tf.data.Dataset.random(seed=train.seed))
-    batches = batches.skip(start_epoch * math.ceil(count / train.batch_size))
+    batches = batches.skip(start_epoch * prepared.steps_per_epoch(train.batch_size))
 
     def load(indices: tf.Tensor, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         return augment_batch(tf.gather(images, indices), tf.gather(masks, indices), seed, train.augment)
@@ -75,10 +85,11 @@ def training_dataset(
     return batches.map(load, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
-def learning_rate(train: TrainConfig, steps_per_epoch: int) -> float | keras.optimizers.schedules.LearningRateSchedule:
-    """A constant rate, or linear warm-up to `train.learning_rate` followed by cosine decay to 0."""
-    if train.lr_schedule == "constant":
-        return train.learning_rate
+def _constant_rate(train: TrainConfig, steps_per_epoch: int) -> float:
+    return train.learning_rate
+
+
+def _warmup_cosine(train: TrainConfig, steps_per_epoch: int) -> keras.optimizers.schedules.LearningRateSchedule:
     warmup = train.warmup_epochs * steps_per_epoch
     return keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=0.0 if warmup else train.learning_rate,
@@ -88,11 +99,19 @@ def learning_rate(train: TrainConfig, steps_per_epoch: int) -> float | keras.opt
     )
 
 
+LR_SCHEDULES: dict[
+    LrSchedule, Callable[[TrainConfig, int], float | keras.optimizers.schedules.LearningRateSchedule]
+] = {
+    "constant": _constant_rate,
+    "cosine": _warmup_cosine,  # linear warm-up to train.learning_rate, then cosine decay to 0
+}
+
+
 def compile_model(model: keras.Model, num_classes: int, train: TrainConfig, steps_per_epoch: int) -> None:
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate(train, steps_per_epoch)),
+        optimizer=keras.optimizers.Adam(LR_SCHEDULES[train.lr_schedule](train, steps_per_epoch)),
         loss=loss_for(train.loss),
-        metrics=[
+        metrics=[  # named as training_log.EPOCH_METRICS
             keras.metrics.SparseCategoricalAccuracy(name="pixel_accuracy"),
             keras.metrics.MeanIoU(num_classes, sparse_y_pred=False, name="mean_iou"),
         ],
@@ -101,27 +120,25 @@ def compile_model(model: keras.Model, num_classes: int, train: TrainConfig, step
 
 
 def train_model(
-    folder: Path,
-    manifest: dict[str, Any],
+    prepared: PreparedData,
     model_config: ModelConfig,
     train: TrainConfig,
     live_dir: Path | None = None,
     backup_dir: Path | None = None,
-) -> tuple[keras.Model, list[dict[str, float]]]:
-    """Build and fit a U-Net on the prepared data; return it with one history row per epoch.
+) -> tuple[keras.Model, dict[str, list[float]]]:
+    """Build and fit a U-Net on the prepared data; return it and its history (metric → value per epoch).
 
     With `live_dir`, DVCLive logs every epoch there. With `backup_dir`, the state after each
     epoch is backed up; a run killed midway resumes from its last complete epoch, and the
     backup is removed when training completes.
     """
-    num_classes = len(manifest["class_names"])
-    steps_per_epoch = math.ceil(manifest["splits"]["train"]["examples"] / train.batch_size)
+    steps_per_epoch = prepared.steps_per_epoch(train.batch_size)
     strategy = distribution_strategy(train.distribute)
     with strategy.scope():
-        model = build_unet(manifest["image_size"], num_classes, model_config, manifest["normalization"])
-        compile_model(model, num_classes, train, steps_per_epoch)
+        model = build_unet(prepared.image_size, prepared.num_classes, model_config, prepared.normalization)
+        compile_model(model, prepared.num_classes, train, steps_per_epoch)
     log.info("U-Net with %d parameters, %d replica(s)", model.count_params(), strategy.num_replicas_in_sync)
-    start_epoch = resume_epoch(backup_dir, run_fingerprint(manifest, model_config, train)) if backup_dir else 0
+    start_epoch = resume_epoch(backup_dir, run_fingerprint(prepared, model_config, train)) if backup_dir else 0
     callbacks: list[keras.callbacks.Callback] = []
     if train.early_stopping_patience:
         callbacks.append(
@@ -130,22 +147,24 @@ def train_model(
             )
         )
     if live_dir is not None:
-        callbacks.append(live_callback(live_dir, start_epoch))
+        callbacks.append(training_log.live_callback(live_dir, start_epoch))
     if backup_dir is not None:  # after DVCLive: an epoch is backed up only once it is logged
         callbacks.append(keras.callbacks.BackupAndRestore(str(backup_dir)))
     history = model.fit(
-        training_dataset(folder, manifest, train, start_epoch),
+        training_dataset(prepared, train, start_epoch),
         steps_per_epoch=steps_per_epoch,
-        validation_data=tfrecords.batched_split(folder, manifest, "val", train.batch_size),
+        validation_data=prepared.batches("val", train.batch_size),
         epochs=train.epochs,
         callbacks=callbacks,
+        shuffle=False,  # the dataset shuffles itself, seeded, so that a resumed run sees the same batches
         verbose=2,
     )
-    return model, history_rows(history.history)
+    return model, history.history
 
 
-def run_fingerprint(manifest: dict[str, Any], model_config: ModelConfig, train: TrainConfig) -> str:
+def run_fingerprint(prepared: PreparedData, model_config: ModelConfig, train: TrainConfig) -> str:
     """A digest of everything that shapes a training run, so a backup is never resumed by another run."""
+    manifest = dataclasses.asdict(dataclasses.replace(prepared, folder=Path(".")))
     settings = {"manifest": manifest, "model": dataclasses.asdict(model_config), "train": dataclasses.asdict(train)}
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -156,32 +175,11 @@ def resume_epoch(backup_dir: Path, fingerprint: str) -> int:
     A backup left by a run with other params or data is removed.
     """
     stamp = backup_dir / "run.json"
-    metadata = backup_dir / "training_metadata.json"
-    if stamp.exists() and json.loads(stamp.read_text()).get("fingerprint") == fingerprint and metadata.exists():
-        epoch = int(json.loads(metadata.read_text())["epoch"])
-        log.info("resuming from the backup in %s after epoch %d", backup_dir, epoch)
-        return epoch
+    epochs = training_log.backed_up_epochs(backup_dir)
+    if stamp.exists() and json.loads(stamp.read_text()).get("fingerprint") == fingerprint and epochs is not None:
+        log.info("resuming from the backup in %s after epoch %d", backup_dir, epochs)
+        return epochs
     shutil.rmtree(backup_dir, ignore_errors=True)
     backup_dir.mkdir(parents=True)
     atomic.write_json(stamp, {"fingerprint": fingerprint})
     return 0
-
-
-def live_callback(live_dir: Path, start_epoch: int) -> DVCLiveCallback:
-    """DVCLive's Keras callback; on resume, its logs continue at `start_epoch` with no gap or repeat."""
-    if start_epoch:
-        for tsv in (Path(live_dir) / "plots" / "metrics").rglob("*.tsv"):
-            rows = tsv.read_text().splitlines()
-            kept = [rows[0]] + [row for row in rows[1:] if int(row.split("\t")[0]) < start_epoch]
-            atomic.write_text(tsv, "\n".join(kept) + "\n")
-    # dvc.yaml stays hand-written (dvcyaml=False); DVC itself records experiments (save_dvc_exp=False).
-    callback = DVCLiveCallback(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False, resume=bool(start_epoch))
-    callback.live.step = start_epoch
-    return callback
-
-
-def history_rows(history: dict[str, list[float]]) -> list[dict[str, float]]:
-    """Keras's column-wise history as rows `{epoch, loss, val_loss, ...}` in a fixed key order."""
-    columns = [name for metric in HISTORY_METRICS for name in (metric, f"val_{metric}")]
-    epochs = len(history["loss"])
-    return [{"epoch": epoch + 1, **{name: float(history[name][epoch]) for name in columns}} for epoch in range(epochs)]

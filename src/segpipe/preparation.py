@@ -1,37 +1,25 @@
-"""Turn source examples into fixed-size training examples and write them as TFRecords."""
+"""The prepare stage's work: source examples → resized, fixed-size examples in TFRecord shards."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import tensorflow as tf
 
 from segpipe import atomic, sources, tfrecords
 from segpipe.config import DataConfig
 from segpipe.errors import DataError
+from segpipe.images import resize_image, resize_mask
+from segpipe.prepared import SPLITS, STORAGE, Normalization, PreparedData, Split, Splits
 
 log = logging.getLogger(__name__)
 
-# The model's first layer maps stored uint8 pixels to x * scale + offset, i.e. into [0, 1].
-NORMALIZATION = {"scale": 1.0 / 255.0, "offset": 0.0}
+# Stored pixels stay uint8; the model's first layer maps them into [0, 1].
+NORMALIZATION = Normalization(scale=1.0 / 255.0, offset=0.0)
 
 
-def resize_image(image: np.ndarray, size: int) -> np.ndarray:
-    """Bilinear (antialiased when shrinking) resize to size×size, rounded back to uint8."""
-    resized = tf.image.resize(image, (size, size), method="bilinear", antialias=True)
-    return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8).numpy()
-
-
-def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
-    """Nearest-neighbour resize: every output value is one of the input's labels."""
-    return tf.image.resize(mask, (size, size), method="nearest").numpy().astype(np.uint8)
-
-
-def prepare_dataset(data: DataConfig, out_dir: str | Path) -> dict[str, Any]:
+def prepare_dataset(data: DataConfig, out_dir: str | Path) -> PreparedData:
     """Read the source `data` names, write train/val/test shards and the manifest atomically."""
     with sources.open_source(data) as source, atomic.atomic_dir(out_dir) as tmp:
         if source.sizes["train"] < 2 or source.sizes["test"] < 1:
@@ -44,27 +32,32 @@ def prepare_dataset(data: DataConfig, out_dir: str | Path) -> dict[str, Any]:
         }
         skipped: dict[str, list[dict[str, str]]] = {}
         splits = {}
-        for split in tfrecords.SPLITS:
+        for split in SPLITS:
             skipped[split] = []
             records = _records(entries[split], data.image_size, data.on_bad_example, skipped[split])
             written, shards = tfrecords.write_shards(tmp, split, records, data.shard_size)
             log.info("%s: wrote %d examples in %d shards, skipped %d", split, written, len(shards), len(skipped[split]))
-            splits[split] = {"examples": written, "shards": shards}
-        manifest = {
-            "source": source.description,
-            "image_size": data.image_size,
-            "class_names": list(source.class_names),
-            "normalization": NORMALIZATION,
-            "storage": "raw uint8: image S×S×3 RGB, mask S×S×1 class ids",
-            "splits": splits,
-            "missing": {"train": source.missing["train"], "test": source.missing["test"]},
-            "skipped": skipped,
-        }
-        atomic.write_json(tmp / tfrecords.MANIFEST, manifest)
-    return manifest
+            if not written:
+                raise DataError(f"{source.description}: no {split} example left after skipping {len(skipped[split])}")
+            splits[split] = Split(examples=written, shards=tuple(shards))
+        prepared = PreparedData(
+            folder=tmp,
+            source=source.description,
+            image_size=data.image_size,
+            class_names=tuple(source.class_names),
+            normalization=NORMALIZATION,
+            storage=STORAGE,
+            splits=Splits(**splits),
+            missing={"train": source.missing["train"], "test": source.missing["test"]},
+            skipped=skipped,
+        )
+        prepared.save_manifest()
+    return dataclasses.replace(prepared, folder=Path(out_dir))
 
 
-def _records(entries: Iterator[sources.Entry], size: int, on_bad: str, skipped: list[dict[str, str]]) -> Iterator[bytes]:
+def _records(
+    entries: Iterator[sources.Entry], size: int, on_bad: str, skipped: list[dict[str, str]]
+) -> Iterator[bytes]:
     """Serialized, resized examples; bad ones raise, or are skipped and noted in `skipped`."""
     for entry in entries:
         try:

@@ -1,0 +1,5 @@
+"""`python -m segpipe`: the same as the `segpipe` command."""
+
+from segpipe.cli import main
+
+main()

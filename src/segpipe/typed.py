@@ -1,0 +1,83 @@
+"""Plain mappings (from YAML or JSON) → frozen dataclasses, checking keys and types on the way.
+
+Used for `params.yaml` (config.py) and the prepared data's manifest (prepared.py). Every error
+is a `ConfigError` whose message names the key, as the user would write it (`train.epochs`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from collections.abc import Iterable
+from typing import Any, Literal
+
+from segpipe.errors import ConfigError
+
+
+def from_mapping(cls: type, raw: Any, key: str = "", given: dict[str, Any] | None = None, noun: str = "param") -> Any:
+    """An instance of dataclass `cls` built from `raw`, refusing unknown, missing and mistyped keys.
+
+    Fields in `given` are passed as they are, not read from `raw`; `noun` names a key in errors.
+    """
+    given = given or {}
+    where = key or f"the {noun}s"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a mapping, got {describe(raw)}")
+    hints = typing.get_type_hints(cls)
+    names = [field.name for field in dataclasses.fields(cls) if field.name not in given]
+    for name in raw:
+        if name not in names:
+            raise ConfigError(f"{_join(key, name)} is not a known {noun}{did_you_mean(str(name), names)}")
+    values = dict(given)
+    for name in names:
+        child = _join(key, name)
+        if name not in raw:
+            raise ConfigError(f"{child} is missing")
+        values[name] = _converted(hints[name], raw[name], child, noun)
+    return cls(**values)
+
+
+def choices(literal: Any) -> tuple[str, ...]:
+    """The values a `Literal[...]` type allows, in order."""
+    return typing.get_args(literal)
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(candidates), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def describe(value: Any) -> str:
+    return f"{value!r} ({type(value).__name__})"
+
+
+def _converted(hint: Any, value: Any, key: str, noun: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return from_mapping(hint, value, key, noun=noun)
+    if hint is Any:
+        return value
+    if typing.get_origin(hint) is Literal:
+        if value not in choices(hint):
+            raise ConfigError(f"{key} must be one of {', '.join(choices(hint))}, got {value!r}")
+        return value
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        if value is None and type(None) in typing.get_args(hint):
+            return None
+        (hint,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+    if hint == tuple[str, ...]:
+        if not (isinstance(value, list | tuple) and all(isinstance(item, str) for item in value)):
+            raise ConfigError(f"{key} must be a list of strings, got {describe(value)}")
+        return tuple(value)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint not in (bool, int, float, str):
+        raise TypeError(f"unsupported type {hint} for {key}")
+    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        raise ConfigError(f"{key} must be {hint.__name__}, got {describe(value)}")
+    return value
+
+
+def _join(prefix: str, name: Any) -> str:
+    return f"{prefix}.{name}" if prefix else str(name)
