@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from segpipe.config import AugmentConfig, ModelConfig, Params, TrainConfig, load_params
 from segpipe.evaluation import confusion_on
+from segpipe.inference import keras_predictor
 from segpipe.metrics import segmentation_scores
 from segpipe.preparation import prepare_dataset
 from segpipe.prepared import SPLITS, PreparedData
@@ -89,7 +90,7 @@ def run_recipe(name: str, prepared: PreparedData, model_config: ModelConfig, tra
     wall = time.perf_counter() - started
     epochs = len(history["loss"])
     seen = prepared.count("train") * epochs
-    cm = confusion_on(model, prepared.batches("test", 16), prepared.num_classes)
+    cm = confusion_on(keras_predictor(model, Path(name)), prepared.batches("test", 16), prepared.num_classes)
     scores = segmentation_scores(cm, prepared.class_names)
     gflops = forward_gflops(model)
     return {

@@ -5,6 +5,7 @@ import logging
 from segpipe import atomic
 from segpipe.config import load_params
 from segpipe.evaluation import evaluate_images, write_image_scores
+from segpipe.inference import keras_predictor
 from segpipe.metrics import confusion_rows, segmentation_scores
 from segpipe.model import load_model
 from segpipe.prepared import open_prepared
@@ -16,9 +17,9 @@ log = logging.getLogger("segpipe.evaluate")
 def main() -> None:
     params = load_params()
     prepared = open_prepared(params.paths.prepared)
-    model = load_model(params.paths.model, expect=prepared)
+    predictor = keras_predictor(load_model(params.paths.model, expect=prepared), params.paths.model)
     test = prepared.batches("test", params.evaluate.batch_size)
-    cm, image_scores = evaluate_images(model, test, prepared.num_classes)
+    cm, image_scores = evaluate_images(predictor, test, prepared.num_classes, params.evaluate.tta)
     scores = segmentation_scores(cm, prepared.class_names)
     atomic.write_json(params.paths.eval_metrics, scores)
     atomic.write_csv(params.paths.confusion, confusion_rows(cm, prepared.class_names))

@@ -5,6 +5,7 @@ import logging
 from segpipe import plotting
 from segpipe.config import load_params
 from segpipe.evaluation import predict_classes, read_image_scores, worst_images
+from segpipe.inference import keras_predictor
 from segpipe.model import load_model
 from segpipe.prepared import open_prepared
 from segpipe.runner import run_main
@@ -15,19 +16,20 @@ log = logging.getLogger("segpipe.visualize")
 def main() -> None:
     params = load_params()
     prepared = open_prepared(params.paths.prepared)
-    model = load_model(params.paths.model, expect=prepared)
-    classes, dpi = prepared.class_names, params.visualize.dpi
+    predictor = keras_predictor(load_model(params.paths.model, expect=prepared), params.paths.model)
+    classes, dpi, tta = prepared.class_names, params.visualize.dpi, params.evaluate.tta
     curves = plotting.training_curves(plotting.read_history(params.paths.live))
     plotting.save_figure(curves, params.paths.training_curves, dpi)
 
     images, masks = prepared.sample("test", params.visualize.num_examples, params.visualize.seed)
-    grid = plotting.prediction_grid(images, masks[..., 0], predict_classes(model, images), classes)
+    grid = plotting.prediction_grid(images, masks[..., 0], predict_classes(predictor, images, tta), classes)
     plotting.save_figure(grid, params.paths.predictions, dpi)
 
     worst = worst_images(read_image_scores(params.paths.image_iou), params.visualize.num_worst)
     images, masks = prepared.select("test", [score.index for score in worst])
     titles = [f"test #{score.index}: mean IoU {score.mean_iou:.2f}" for score in worst]
-    grid = plotting.prediction_grid(images, masks[..., 0], predict_classes(model, images), classes, titles)
+    predicted = predict_classes(predictor, images, tta)
+    grid = plotting.prediction_grid(images, masks[..., 0], predicted, classes, titles)
     plotting.save_figure(grid, params.paths.worst, dpi)
     log.info("wrote %s", ", ".join(str(path) for path in params.paths.figures().values()))
 

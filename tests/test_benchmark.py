@@ -1,4 +1,4 @@
-"""The recipe benchmark's smoke mode runs both recipes through the pipeline's code and prints the table."""
+"""The benchmarks' smoke modes run through the pipeline's code and print their tables."""
 
 from __future__ import annotations
 
@@ -9,10 +9,14 @@ from tests.helpers import ROOT, run_script, write_oxford_folder
 pytestmark = pytest.mark.slow
 
 
-def run_benchmark(*args: str) -> str:
-    result = run_script("benchmarks/recipes.py", ROOT, *args)
+def run_benchmark_script(script: str, *args: str) -> str:
+    result = run_script(script, ROOT, *args)
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
+
+
+def run_benchmark(*args: str) -> str:
+    return run_benchmark_script("benchmarks/recipes.py", *args)
 
 
 def pets(tmp_path):
@@ -32,3 +36,10 @@ def test_quick_benchmark_prints_both_recipes_and_the_comparison(tmp_path):
 def test_input_only_mode_reports_images_per_second(tmp_path):
     out = run_benchmark("--quick", "--input-only", "--folder", str(pets(tmp_path)))
     assert "input pipeline (in-memory split, shuffled index batches" in out and "images/s" in out
+
+
+def test_quick_inference_benchmark_prints_tta_and_every_format(tmp_path):
+    out = run_benchmark_script("benchmarks/inference.py", "--quick", "--folder", str(pets(tmp_path)))
+    assert "| none |" in out and "| flip |" in out
+    for name in ("Keras (.keras)", "SavedModel", "LiteRT, float32", "LiteRT, float16 weights", "LiteRT, int8 weights"):
+        assert f"| {name} |" in out

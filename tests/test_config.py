@@ -5,8 +5,17 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from segpipe.config import Distribute, FolderLayout, LossName, LrSchedule, load_params, params_from_dict
+from segpipe.config import (
+    Distribute,
+    FolderLayout,
+    LossName,
+    LrSchedule,
+    TfliteQuantization,
+    load_params,
+    params_from_dict,
+)
 from segpipe.errors import ConfigError
+from segpipe.export import QUANTIZATIONS
 from segpipe.losses import LOSSES
 from segpipe.sources import LAYOUTS
 from segpipe.training import LR_SCHEDULES, STRATEGIES
@@ -48,6 +57,11 @@ def test_project_params_load_with_their_documented_values():
         ({"train": {"lr_schedule": "step"}}, "train.lr_schedule must be one of constant, cosine, got 'step'"),
         ({"train": {"learning_rate": True}}, "train.learning_rate must be float, got True (bool)"),
         ({"train": {"loss": "dice"}}, "train.loss must be one of cross_entropy, cross_entropy_dice, got 'dice'"),
+        ({"evaluate": {"tta": "rotate"}}, "evaluate.tta must be one of none, flip, got 'rotate'"),
+        (
+            {"export": {"tflite_quantization": "int4"}},
+            "export.tflite_quantization must be one of none, float16, dynamic_range, got 'int4'",
+        ),
         ({"data": {"folder": {"layout": "coco"}}}, "data.folder.layout must be one of oxford, masks, got 'coco'"),
         ({"paths": {"worst": "plots/worst.jpg"}}, "paths.worst must name a .png file, got 'plots/worst.jpg'"),
         (
@@ -103,8 +117,14 @@ def test_integer_is_accepted_where_a_float_is_expected(project_params):
 
 @pytest.mark.parametrize(
     ("registry", "choice"),
-    [(LOSSES, LossName), (LR_SCHEDULES, LrSchedule), (STRATEGIES, Distribute), (LAYOUTS, FolderLayout)],
-    ids=["train.loss", "train.lr_schedule", "train.distribute", "data.folder.layout"],
+    [
+        (LOSSES, LossName),
+        (LR_SCHEDULES, LrSchedule),
+        (STRATEGIES, Distribute),
+        (LAYOUTS, FolderLayout),
+        (QUANTIZATIONS, TfliteQuantization),
+    ],
+    ids=["train.loss", "train.lr_schedule", "train.distribute", "data.folder.layout", "export.tflite_quantization"],
 )
 def test_every_allowed_choice_has_exactly_one_implementation(registry, choice):
     assert sorted(registry) == sorted(choices(choice))

@@ -13,9 +13,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
+from segpipe.inference import open_predictor
+from segpipe.prepared import open_prepared
 from tests.helpers import ROOT, TINY, merged
 
 pytestmark = pytest.mark.slow
@@ -31,7 +34,7 @@ PROJECT_FILES = [
     "src",
     "data/images",
 ]
-STAGES = {"prepare", "train", "evaluate", "visualize"}
+STAGES = {"prepare", "train", "evaluate", "visualize", "export"}
 
 
 class Repo:
@@ -136,12 +139,22 @@ def test_evaluate_param_reruns_only_evaluate(clean_repo):
     assert clean_repo.repro() == {"evaluate"}
 
 
-def test_train_param_reruns_train_evaluate_and_visualize(clean_repo):
+def test_train_param_reruns_train_and_everything_that_reads_the_model(clean_repo):
     clean_repo.set_params({"train": {"learning_rate": 0.01}})
-    assert clean_repo.repro() == {"train", "evaluate", "visualize"}
+    assert clean_repo.repro() == {"train", "evaluate", "visualize", "export"}
 
 
-def test_image_size_reruns_all_four_stages(clean_repo):
+def test_evaluate_tta_reruns_evaluate_and_visualize_which_draws_the_same_predictions(clean_repo):
+    clean_repo.set_params({"evaluate": {"tta": "flip"}})
+    assert clean_repo.repro() == {"evaluate", "visualize"}
+
+
+def test_export_param_reruns_only_export(clean_repo):
+    clean_repo.set_params({"export": {"tflite_quantization": "float16"}})
+    assert clean_repo.repro() == {"export"}
+
+
+def test_image_size_reruns_every_stage(clean_repo):
     clean_repo.set_params({"data": {"image_size": 16}})
     assert clean_repo.repro() == STAGES
 
@@ -191,3 +204,41 @@ def test_report_holds_both_revisions_metrics_and_png_figures(clean_repo, tmp_pat
         assert all(image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for image in images)
     finally:
         clean_repo.run("git", "reset", "-q", "--hard", "HEAD~1")
+
+
+@pytest.mark.parametrize(("name", "tolerance"), [("saved_model", 1e-4), ("model.tflite", 1e-3)])
+def test_exported_models_match_the_keras_model_on_the_test_split(repo, name, tolerance):
+    images, _ = open_prepared(repo.root / "data/prepared").arrays("test")
+    expected = open_predictor(repo.root / "models/model.keras").probabilities(images)
+    actual = open_predictor(repo.root / "models/export" / name).probabilities(images)
+    assert np.abs(actual - expected).max() <= tolerance
+    assert (actual.argmax(-1) == expected.argmax(-1)).mean() >= 0.999
+
+
+@pytest.mark.parametrize(
+    ("artifact", "path"),
+    [
+        ("unet", "models/model.keras"),
+        ("unet-savedmodel", "models/export/saved_model"),
+        ("unet-litert", "models/export/model.tflite"),
+    ],
+)
+def test_a_tagged_model_version_resolves_and_downloads_by_name(clean_repo, tmp_path, artifact, path):
+    clean_repo.run("git", "tag", "-a", f"{artifact}@v1.0.0", "-m", "first release")
+    try:
+        shown = json.loads(
+            clean_repo.run(
+                sys.executable, "-c", f"import dvc.api, json; print(json.dumps(dvc.api.artifacts_show({artifact!r})))"
+            )
+        )
+        assert shown == {"rev": clean_repo.run("git", "rev-parse", "HEAD").strip(), "path": path}
+        clean_repo.dvc("artifacts", "get", str(clean_repo.root), artifact, "-o", str(tmp_path / "got"))
+        got, original = tmp_path / "got", clean_repo.root / path
+        if original.is_dir():
+            assert sorted(p.relative_to(got) for p in got.rglob("*")) == sorted(
+                p.relative_to(original) for p in original.rglob("*")
+            )
+        else:
+            assert got.read_bytes() == original.read_bytes()
+    finally:
+        clean_repo.run("git", "tag", "-d", f"{artifact}@v1.0.0")

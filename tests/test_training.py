@@ -7,6 +7,7 @@ import pytest
 
 from segpipe.config import params_from_dict
 from segpipe.evaluation import confusion_on
+from segpipe.inference import keras_predictor
 from segpipe.metrics import segmentation_scores
 from segpipe.preparation import prepare_dataset
 from segpipe.prepared import open_prepared
@@ -27,7 +28,7 @@ def test_a_five_class_masks_folder_trains_and_evaluates_end_to_end(tmp_path, pro
     assert model.output_shape == (None, 32, 32, 5)
     assert len(history["loss"]) == 1
     assert np.isfinite(history["loss"][0]) and np.isfinite(history["val_loss"][0])
-    cm = confusion_on(model, prepared.batches("test", batch_size=4), 5)
+    cm = confusion_on(keras_predictor(model, tmp_path), prepared.batches("test", batch_size=4), 5)
     assert cm.shape == (5, 5) and cm.sum() == 3 * 32 * 32
     scores = segmentation_scores(cm, prepared.class_names)
     assert list(scores["iou"]) == FIVE

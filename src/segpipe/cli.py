@@ -1,14 +1,52 @@
 """The `segpipe` command line, for people; DVC runs the stage scripts in `stages/` instead.
 
-segpipe report --base main --out report
+segpipe predict photos/ --out masks/          # a mask per photo, at the photo's size
+segpipe report --base main --out report       # params, metrics and figures against main
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import get_args
 
+from segpipe.config import Tta
 from segpipe.runner import run_main
+
+
+def _predict(args: argparse.Namespace) -> None:
+    from segpipe.inference import class_names_for, open_predictor
+    from segpipe.predict import PredictOptions, predict_files
+
+    model, fallback_names = _model_and_class_names(args)
+    predictor = open_predictor(model)
+    options = PredictOptions(
+        out_dir=args.out,
+        tta=args.tta,
+        overlay=args.overlay,
+        skip_bad=args.skip_bad,
+        max_pixels=args.max_pixels,
+        batch_size=args.batch_size,
+    )
+    predict_files(predictor, class_names_for(predictor, fallback_names), args.inputs, args.recursive, options)
+
+
+def _model_and_class_names(args: argparse.Namespace) -> tuple[Path, tuple[str, ...] | None]:
+    """The model to use (`--model`, else `paths.model`), and the prepared data's class names if known."""
+    from segpipe.config import load_params
+    from segpipe.errors import DataError, PipelineError
+    from segpipe.prepared import read_manifest
+
+    if args.model is None and not args.params.exists():
+        raise DataError(f"no --model given and no {args.params} to take paths.model from")
+    if not args.params.exists():
+        return args.model, None
+    paths = load_params(args.params).paths
+    try:
+        class_names = read_manifest(paths.prepared).class_names
+    except PipelineError:
+        class_names = None
+    return args.model or Path(paths.model), class_names
 
 
 def _report(args: argparse.Namespace) -> None:
@@ -17,9 +55,45 @@ def _report(args: argparse.Namespace) -> None:
     print(build_report(args.base, args.out, args.params))
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="segpipe", description="Use and inspect the segmentation pipeline's results.")
+    root.add_argument("--params", type=Path, default=Path("params.yaml"), help="the project's params file")
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    predict = commands.add_parser(
+        "predict",
+        help="segment image files with a trained model",
+        description="Write OUT/NAME.png for each image: its class ids (0, 1, ...) as a palette PNG coloured "
+        "like the plots, at the image's own (EXIF-upright) size; OUT/predictions.csv lists each file's size "
+        "and share of pixels per class. Nothing in OUT changes unless every image succeeds.",
+    )
+    predict.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image files or folders of images")
+    predict.add_argument("--out", type=Path, required=True, help="output folder (not inside an input folder)")
+    predict.add_argument(
+        "--model", type=Path, help="a .keras file, SavedModel folder or .tflite file (default: paths.model)"
+    )
+    predict.add_argument("--recursive", action="store_true", help="also read images in subfolders of INPUT folders")
+    predict.add_argument("--overlay", action="store_true", help="also write OUT/NAME.overlay.jpg, mask over image")
+    predict.add_argument(
+        "--tta", choices=get_args(Tta), default="none", help="flip: average with the mirrored image's prediction"
+    )
+    predict.add_argument("--skip-bad", action="store_true", help="skip and list unreadable images instead of stopping")
+    predict.add_argument(
+        "--max-pixels",
+        type=_positive,
+        default=40_000_000,
+        help="refuse larger images, from their header (default: 40,000,000)",
+    )
+    predict.add_argument("--batch-size", type=_positive, default=8, help="images per model call (default: 8)")
+    predict.set_defaults(run=_predict)
+
     report = commands.add_parser(
         "report",
         help="markdown report of params, metrics and figures against a base revision",
@@ -28,7 +102,6 @@ def parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--base", default="main", help="git revision to compare the workspace with (default: main)")
     report.add_argument("--out", type=Path, default=Path("report"), help="folder for report.md and its images")
-    report.add_argument("--params", type=Path, default=Path("params.yaml"), help="the project's params file")
     report.set_defaults(run=_report)
     return root
 

@@ -26,6 +26,8 @@ OnBadExample = Literal["error", "skip"]
 LossName = Literal["cross_entropy", "cross_entropy_dice"]
 LrSchedule = Literal["constant", "cosine"]
 Distribute = Literal["auto", "none", "mirrored"]
+TfliteQuantization = Literal["none", "float16", "dynamic_range"]
+Tta = Literal["none", "flip"]
 
 _FIGURE = {"figure": True}  # marks the paths of PNG figures (visualize's outputs, the report's images)
 
@@ -40,6 +42,7 @@ class PathsConfig:
     confusion: str
     class_iou: str
     image_iou: str
+    export: str
     training_curves: str = dataclasses.field(metadata=_FIGURE)
     predictions: str = dataclasses.field(metadata=_FIGURE)
     worst: str = dataclasses.field(metadata=_FIGURE)
@@ -190,9 +193,15 @@ class TrainConfig:
 @dataclass(frozen=True)
 class EvaluateConfig:
     batch_size: int
+    tta: Tta
 
     def validate(self, key: str) -> None:
         _at_least(f"{key}.batch_size", self.batch_size, 1)
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    tflite_quantization: TfliteQuantization
 
 
 @dataclass(frozen=True)
@@ -216,6 +225,7 @@ class Params:
     train: TrainConfig
     evaluate: EvaluateConfig
     visualize: VisualizeConfig
+    export: ExportConfig
 
     def validate(self) -> None:
         for field in dataclasses.fields(self):

@@ -8,12 +8,13 @@ import typing
 from dataclasses import dataclass
 from pathlib import Path
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from segpipe import atomic
+from segpipe.config import Tta
 from segpipe.errors import DataError
+from segpipe.inference import Predictor, probabilities_with_tta
 from segpipe.metrics import confusion_matrix, per_class_iou
 
 
@@ -25,24 +26,24 @@ class ImageScore:
     mean_iou: float  # over the classes its truth or its prediction holds
 
 
-def predict_classes(model: keras.Model, images: tf.Tensor) -> np.ndarray:
-    """Per-pixel argmax class ids (N×S×S) with the model in inference mode."""
-    return tf.argmax(model(images, training=False), axis=-1).numpy()
+def predict_classes(predictor: Predictor, images: np.ndarray, tta: Tta = "none") -> np.ndarray:
+    """Per-pixel argmax class ids (N×S×S)."""
+    return probabilities_with_tta(predictor, np.asarray(images), tta).argmax(axis=-1)
 
 
-def confusion_on(model: keras.Model, dataset: tf.data.Dataset, num_classes: int) -> np.ndarray:
+def confusion_on(predictor: Predictor, dataset: tf.data.Dataset, num_classes: int, tta: Tta = "none") -> np.ndarray:
     """Confusion matrix of the model's predictions over every batch of (images, masks)."""
-    return evaluate_images(model, dataset, num_classes)[0]
+    return evaluate_images(predictor, dataset, num_classes, tta)[0]
 
 
 def evaluate_images(
-    model: keras.Model, dataset: tf.data.Dataset, num_classes: int
+    predictor: Predictor, dataset: tf.data.Dataset, num_classes: int, tta: Tta = "none"
 ) -> tuple[np.ndarray, list[ImageScore]]:
     """The total confusion matrix, and each image's score, in dataset order."""
     total = np.zeros((num_classes, num_classes), dtype=np.int64)
     scores = []
-    for images, masks in dataset:
-        for truth, predicted in zip(masks.numpy()[..., 0], predict_classes(model, images), strict=True):
+    for images, masks in dataset.as_numpy_iterator():
+        for truth, predicted in zip(masks[..., 0], predict_classes(predictor, images, tta), strict=True):
             cm = confusion_matrix(truth, predicted, num_classes)
             total += cm
             scores.append(ImageScore(len(scores), round(float(np.nanmean(per_class_iou(cm))), 6)))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from segpipe.errors import DataError
 
@@ -18,9 +18,16 @@ from segpipe.errors import DataError
 TRIMAP_CLASS_NAMES = ("pet", "background", "border")
 
 
-def read_rgb(path: Path) -> np.ndarray:
-    """Any image file PIL can read (by content, not by name), as uint8 H×W×3 RGB."""
-    with _opened(path) as image:
+def read_rgb(path: Path, upright: bool = False, max_pixels: int | None = None) -> np.ndarray:
+    """Any image file PIL can read (by content, not by name), as uint8 H×W×3 RGB.
+
+    `upright` applies the EXIF orientation tag (phone photos are often stored sideways with a tag);
+    prepare leaves it off, since dataset masks are drawn on the stored pixels. An image of more
+    than `max_pixels` is refused from its header, before its pixels are decoded.
+    """
+    with _opened(path, max_pixels) as image:
+        if upright:
+            image = ImageOps.exif_transpose(image)
         if image.mode in ("P", "PA", "LA"):  # palettes may carry transparency: expand it first
             image = image.convert("RGBA")
         return np.asarray(image.convert("RGB"), dtype=np.uint8)
@@ -68,12 +75,21 @@ def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
     return tf.image.resize(mask, (size, size), method="nearest").numpy().astype(np.uint8)
 
 
-def _opened(path: Path) -> Image.Image:
+def _opened(path: Path, max_pixels: int | None = None) -> Image.Image:
     try:
         image = Image.open(path)
+        width, height = image.size
+        if max_pixels is not None and width * height > max_pixels:
+            image.close()
+            raise DataError(
+                f"{path}: {width}x{height} is {width * height / 1e6:.1f} megapixels, "
+                f"above the limit of {max_pixels / 1e6:g} megapixels"
+            )
         image.load()
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+    except IsADirectoryError:
+        raise DataError(f"{path}: a folder, not an image file") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as error:
         raise DataError(f"{path}: unreadable image ({error})") from None
     return image

@@ -26,6 +26,11 @@ def class_colours(count: int) -> ListedColormap:
     return ListedColormap(plt.get_cmap("hsv")(np.linspace(0, 1, count, endpoint=False)))
 
 
+def class_palette(count: int) -> np.ndarray:
+    """The colours of `class_colours` as uint8 RGB, count×3, for palette PNGs and overlays."""
+    return np.round(class_colours(count)(np.arange(count))[:, :3] * 255).astype(np.uint8)
+
+
 def save_figure(figure: plt.Figure, path: str | Path, dpi: int) -> None:
     """Write a PNG atomically, without the metadata that would change its bytes between runs."""
     with atomic.atomic_path(path) as tmp:

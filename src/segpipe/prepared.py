@@ -145,6 +145,13 @@ class PreparedData:
 
 def open_prepared(folder: str | Path) -> PreparedData:
     """The prepared data in `folder`, after validating its manifest and reading every shard through."""
+    prepared = read_manifest(folder)
+    prepared.check_shards()
+    return prepared
+
+
+def read_manifest(folder: str | Path) -> PreparedData:
+    """The prepared data `folder`'s manifest describes, validated, without reading the shards."""
     path = Path(folder) / MANIFEST
     try:
         raw = json.loads(path.read_text())
@@ -156,5 +163,4 @@ def open_prepared(folder: str | Path) -> PreparedData:
         prepared = from_mapping(PreparedData, raw, given={"folder": Path(folder)}, noun="manifest field")
     except ConfigError as error:
         raise DataError(f"{path}: {error}: run the prepare stage again") from None
-    prepared.check_shards()
     return prepared

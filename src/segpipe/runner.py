@@ -15,6 +15,7 @@ def run_main(main: Callable[[], None]) -> None:
     """Run `main`; report a `PipelineError` or `OSError` as one line on stderr and exit with 1."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("absl").setLevel(logging.WARNING)  # TFDS's INFO lines about every dataset it opens
+    logging.getLogger("tensorflow").setLevel(logging.WARNING)  # "Assets written to" a temporary folder
     try:
         main()
     except PipelineError as error:

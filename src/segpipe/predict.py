@@ -1,0 +1,191 @@
+"""`segpipe predict`: a trained model applied to image files, each mask at its photo's own size.
+
+Images are read as prepare reads them (any mode → RGB), turned upright by their EXIF orientation,
+resized as prepare resizes, and predicted in batches. Each mask comes from the class probabilities
+upsampled to the photo's size (bilinear), argmax taken there: smoother edges than upsampling the
+small argmax. Every output is written into a temporary folder first and moved into place only
+once all images succeeded, so a bad input leaves the output folder as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from segpipe import atomic
+from segpipe.config import Tta
+from segpipe.errors import DataError
+from segpipe.images import read_rgb, resize_image
+from segpipe.inference import Predictor, probabilities_with_tta
+from segpipe.plotting import class_palette
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp")
+CSV_NAME = "predictions.csv"
+PROGRESS_FROM = 5  # images: a progress bar from this many on
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    out_dir: Path
+    tta: Tta = "none"
+    overlay: bool = False
+    skip_bad: bool = False
+    max_pixels: int = 40_000_000
+    batch_size: int = 8
+
+
+@dataclass(frozen=True)
+class InputImage:
+    path: Path
+    stem: Path  # output name without suffix, relative to the output folder
+
+
+def collect_inputs(inputs: list[Path], recursive: bool) -> list[InputImage]:
+    """Image files named directly, and those in named folders (below them too with `recursive`).
+
+    A file named directly is taken whatever its suffix (and refused later if it is no image); in
+    folders, files with an image suffix are taken. Outputs keep the layout below each folder.
+    """
+    found: list[InputImage] = []
+    for path in inputs:
+        if path.is_dir():
+            pattern = "**/*" if recursive else "*"
+            files = sorted(p for p in path.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not files:
+                where = "in or below" if recursive else "in"
+                raise DataError(f"{path}: no images {where} this folder (looked for {', '.join(IMAGE_SUFFIXES)})")
+            found += [InputImage(file, file.relative_to(path).with_suffix("")) for file in files]
+        elif path.exists():
+            found.append(InputImage(path, Path(path.stem)))
+        else:
+            raise DataError(f"{path}: no such file or folder")
+    return found
+
+
+def output_names(image: InputImage, overlay: bool) -> list[Path]:
+    names = [image.stem.with_name(image.stem.name + ".png")]
+    if overlay:
+        names.append(image.stem.with_name(image.stem.name + ".overlay.jpg"))
+    return names
+
+
+def check_outputs(inputs: list[Path], images: list[InputImage], options: PredictOptions) -> None:
+    """Refuse an output folder that is (inside) an input folder, outputs that would overwrite an
+    input, and two inputs that would write the same output."""
+    out_dir = options.out_dir.resolve()
+    for folder in (path.resolve() for path in inputs if path.is_dir()):
+        if out_dir == folder or folder in out_dir.parents:
+            raise DataError(
+                f"--out {options.out_dir} is inside the input folder {folder}: predict would read its own "
+                "outputs or overwrite inputs; choose an output folder outside it"
+            )
+    sources = {image.path.resolve() for image in images}
+    claimed: dict[Path, Path] = {}
+    for image in images:
+        for name in [*output_names(image, options.overlay), Path(CSV_NAME)]:
+            target = (out_dir / name).resolve()
+            if target in sources:
+                raise DataError(f"{options.out_dir / name} would overwrite the input {target}")
+            if name != Path(CSV_NAME) and claimed.setdefault(target, image.path) != image.path:
+                raise DataError(f"{claimed[target]} and {image.path} would both be written to {options.out_dir / name}")
+
+
+def predict_files(
+    predictor: Predictor, class_names: tuple[str, ...], inputs: list[Path], recursive: bool, options: PredictOptions
+) -> list[dict[str, object]]:
+    """Predict every image `inputs` name into `options.out_dir`; return the CSV rows written."""
+    images = collect_inputs(inputs, recursive)
+    check_outputs(inputs, images, options)
+    palette = class_palette(len(class_names))
+    options.out_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".segpipe-predict-", suffix=".tmp", dir=options.out_dir))
+    rows, skipped = [], []
+    progress = keras.utils.Progbar(len(images), unit_name="image") if len(images) >= PROGRESS_FROM else None
+    try:
+        for batch in _batches(images, predictor.image_size, options, skipped):
+            small = np.stack([resized for _, _, resized in batch])
+            probabilities = probabilities_with_tta(predictor, small, options.tta)
+            for (image, pixels, _), probs in zip(batch, probabilities, strict=True):
+                mask = full_size_mask(probs, pixels.shape[0], pixels.shape[1])
+                _write_outputs(staging, image, pixels, mask, palette, options.overlay)
+                rows.append(_csv_row(image, mask, class_names))
+            if progress:
+                progress.update(len(rows) + len(skipped))
+        if not rows:
+            raise DataError("no image could be read: nothing predicted")
+        atomic.write_csv(staging / CSV_NAME, rows)
+        _move_into(staging, options.out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    for reason in skipped:
+        log.warning("skipped %s", reason)
+    log.info("%d masks written to %s, %d images skipped", len(rows), options.out_dir, len(skipped))
+    return rows
+
+
+def full_size_mask(probabilities: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Class ids H×W (uint8): the S×S×C probabilities resized bilinearly to H×W, then argmax."""
+    resized = tf.image.resize(probabilities[None], (height, width), method="bilinear")[0]
+    return tf.argmax(resized, axis=-1, output_type=tf.int32).numpy().astype(np.uint8)
+
+
+def _batches(
+    images: list[InputImage], size: int, options: PredictOptions, skipped: list[str]
+) -> Iterator[list[tuple[InputImage, np.ndarray, np.ndarray]]]:
+    """(image, upright RGB pixels, pixels resized for the model) in batches; bad ones raise or are skipped."""
+    batch = []
+    for image in images:
+        try:
+            pixels = read_rgb(image.path, upright=True, max_pixels=options.max_pixels)
+        except DataError as error:
+            if not options.skip_bad:
+                raise
+            skipped.append(str(error))
+            continue
+        batch.append((image, pixels, resize_image(pixels, size)))
+        if len(batch) == options.batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _write_outputs(
+    folder: Path, image: InputImage, pixels: np.ndarray, mask: np.ndarray, palette: np.ndarray, overlay: bool
+) -> None:
+    mask_name, *overlay_name = output_names(image, overlay)
+    (folder / mask_name).parent.mkdir(parents=True, exist_ok=True)
+    png = Image.fromarray(mask, mode="P")
+    png.putpalette(palette.ravel().tolist())
+    png.save(folder / mask_name, format="PNG")
+    if overlay_name:
+        blended = (0.5 * pixels + 0.5 * palette[mask]).round().astype(np.uint8)
+        Image.fromarray(blended).save(folder / overlay_name[0], format="JPEG", quality=90)
+
+
+def _csv_row(image: InputImage, mask: np.ndarray, class_names: tuple[str, ...]) -> dict[str, object]:
+    counts = np.bincount(mask.ravel(), minlength=len(class_names))
+    shares = {
+        f"share_{name}": round(float(count) / mask.size, 6) for name, count in zip(class_names, counts, strict=True)
+    }
+    return {"file": str(image.path), "width": mask.shape[1], "height": mask.shape[0], **shares}
+
+
+def _move_into(staging: Path, out_dir: Path) -> None:
+    """Move every staged file to the same place under `out_dir`, each with one atomic rename."""
+    for path in sorted(p for p in staging.rglob("*") if p.is_file()):
+        target = out_dir / path.relative_to(staging)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, target)

@@ -1,0 +1,192 @@
+"""`segpipe predict`: a mask per photo at the photo's own size, and bad input refused in one line."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from segpipe.cli import main as segpipe
+from segpipe.config import ModelConfig
+from segpipe.inference import Predictor, probabilities_with_tta
+from segpipe.model import build_unet, save_model
+from segpipe.predict import full_size_mask
+from segpipe.prepared import Normalization
+from tests.helpers import save_image
+
+CONFIG = ModelConfig(depth=1, base_filters=2, batch_norm=True, batch_norm_momentum=0.9, dropout=0.0)
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    """An untrained 16 px, 3-class U-Net: predictions are arbitrary but every class id is possible."""
+    path = tmp_path_factory.mktemp("model") / "model.keras"
+    save_model(build_unet(16, 3, CONFIG, Normalization(scale=1 / 255, offset=0.0)), path)
+    return path
+
+
+def predict(model_path, *args) -> int:
+    """Run `segpipe predict --model MODEL ARGS...` outside any project (no params.yaml, so no class
+    names from prepared data); return its exit code (0 on success)."""
+    no_project = model_path.parent / "no-such-params.yaml"
+    try:
+        segpipe(["--params", str(no_project), "predict", "--model", str(model_path), *map(str, args)])
+    except SystemExit as exit_status:
+        return exit_status.code
+    return 0
+
+
+def last_error(caplog) -> str:
+    return [record.getMessage() for record in caplog.records if record.levelname == "ERROR"][-1]
+
+
+def photos(folder, sizes=((24, 20), (61, 33), (15, 40))):
+    """Photos of several sizes and modes (RGB JPEG, RGBA PNG, palette GIF), all behind .jpg names."""
+    for (width, height), mode in zip(sizes, ("RGB", "RGBA", "GIF"), strict=False):
+        save_image(folder / f"photo_{width}x{height}.jpg", mode, size=(width, height))
+    return folder
+
+
+def test_each_mask_is_a_palette_png_of_class_ids_at_the_photo_size(model_path, tmp_path):
+    assert predict(model_path, photos(tmp_path / "in"), "--out", tmp_path / "out") == 0
+    for width, height in ((24, 20), (61, 33), (15, 40)):
+        mask = Image.open(tmp_path / "out" / f"photo_{width}x{height}.png")
+        assert (mask.mode, mask.size) == ("P", (width, height))
+        assert set(np.unique(np.asarray(mask))) <= {0, 1, 2}
+
+
+def test_the_mask_follows_the_exif_orientation(model_path, tmp_path):
+    image = Image.new("RGB", (40, 20), (10, 200, 30))
+    exif = image.getexif()
+    exif[0x0112] = 6  # stored landscape, shown rotated by 90 degrees: portrait
+    (tmp_path / "in").mkdir()
+    image.save(tmp_path / "in" / "phone.jpg", exif=exif.tobytes())
+    assert predict(model_path, tmp_path / "in" / "phone.jpg", "--out", tmp_path / "out") == 0
+    assert Image.open(tmp_path / "out" / "phone.png").size == (20, 40)
+
+
+def test_csv_lists_each_file_its_size_and_class_shares(model_path, tmp_path):
+    predict(model_path, photos(tmp_path / "in"), "--out", tmp_path / "out")
+    with open(tmp_path / "out" / "predictions.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == ["file", "width", "height", "share_class_0", "share_class_1", "share_class_2"]
+    assert [(row["width"], row["height"]) for row in rows] == [("15", "40"), ("24", "20"), ("61", "33")]
+    for row in rows:
+        assert sum(float(row[f"share_class_{k}"]) for k in range(3)) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_overlay_is_a_jpeg_of_the_photo_size(model_path, tmp_path):
+    predict(model_path, photos(tmp_path / "in"), "--out", tmp_path / "out", "--overlay")
+    overlay = Image.open(tmp_path / "out" / "photo_61x33.overlay.jpg")
+    assert (overlay.format, overlay.size) == ("JPEG", (61, 33))
+
+
+def test_recursive_keeps_the_folder_layout(model_path, tmp_path):
+    photos(tmp_path / "in" / "cats", sizes=((24, 20),))
+    photos(tmp_path / "in", sizes=((15, 40),))
+    assert predict(model_path, tmp_path / "in", "--out", tmp_path / "out", "--recursive") == 0
+    assert (tmp_path / "out" / "cats" / "photo_24x20.png").is_file()
+    assert (tmp_path / "out" / "photo_15x40.png").is_file()
+
+
+def test_full_size_mask_takes_the_argmax_of_upsampled_probabilities():
+    # 1×2 probabilities of two classes: left pixel mostly class 0, right pixel slightly class 1.
+    probabilities = np.array([[[0.9, 0.1], [0.4, 0.6]]], dtype=np.float32)
+    # Upsampled to 1×4 (bilinear, half-pixel centres): 0.9/0.1, 0.775/0.225, 0.525/0.475, 0.4/0.6.
+    # Nearest-neighbour on the small argmax would give [0, 0, 1, 1]; the probabilities say 0, 0, 0, 1.
+    np.testing.assert_array_equal(full_size_mask(probabilities, 1, 4), [[0, 0, 0, 1]])
+
+
+def test_flip_tta_averages_the_image_and_its_mirror():
+    def probabilities(images):  # class 1 where the pixel is bright: shows which way the image points
+        bright = (images[..., :1] > 127).astype(np.float32)
+        return np.concatenate([1.0 - bright, bright], axis=-1)
+
+    predictor = Predictor(path=None, image_size=2, num_classes=2, probabilities=probabilities)
+    images = np.zeros((1, 2, 2, 3), dtype=np.uint8)
+    images[0, :, 0] = 255  # left column bright
+    averaged = probabilities_with_tta(predictor, images, "flip")
+    np.testing.assert_allclose(averaged, probabilities(images))  # a mirrored prediction, mirrored back
+    assert probabilities_with_tta(predictor, images, "none") is not None
+
+
+def test_a_missing_model_is_named(tmp_path, caplog):
+    assert predict(tmp_path / "nope.keras", photos(tmp_path / "in"), "--out", tmp_path / "out") == 1
+    assert last_error(caplog) == f"{tmp_path / 'nope.keras'} not found"
+
+
+def test_a_file_that_is_not_a_model_is_refused(tmp_path, caplog):
+    (tmp_path / "notes.txt").write_text("not a model")
+    assert predict(tmp_path / "notes.txt", photos(tmp_path / "in"), "--out", tmp_path / "out") == 1
+    assert last_error(caplog) == (
+        f"{tmp_path / 'notes.txt'}: not a model (expected a .keras file, a SavedModel folder or a .tflite file)"
+    )
+
+
+def test_an_input_that_is_not_an_image_stops_before_anything_is_written(model_path, tmp_path, caplog):
+    photos(tmp_path / "in")
+    (tmp_path / "in" / "broken.jpg").write_text("not an image")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "photo_24x20.png").write_text("an earlier result")
+    assert predict(model_path, tmp_path / "in", "--out", tmp_path / "out") == 1
+    assert last_error(caplog).startswith(f"{tmp_path / 'in' / 'broken.jpg'}: unreadable image (")
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["photo_24x20.png"]
+    assert (tmp_path / "out" / "photo_24x20.png").read_text() == "an earlier result"
+
+
+def test_skip_bad_lists_and_skips_the_unreadable_image(model_path, tmp_path, caplog):
+    photos(tmp_path / "in")
+    (tmp_path / "in" / "broken.jpg").write_text("not an image")
+    assert predict(model_path, tmp_path / "in", "--out", tmp_path / "out", "--skip-bad") == 0
+    warnings = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert any(
+        message.startswith(f"skipped {tmp_path / 'in' / 'broken.jpg'}: unreadable image") for message in warnings
+    )
+    assert not (tmp_path / "out" / "broken.png").exists()
+    assert len((tmp_path / "out" / "predictions.csv").read_text().splitlines()) == 1 + 3
+
+
+def test_a_folder_without_images_is_refused(model_path, tmp_path, caplog):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "readme.txt").write_text("no photos here")
+    assert predict(model_path, tmp_path / "empty", "--out", tmp_path / "out") == 1
+    assert last_error(caplog) == (
+        f"{tmp_path / 'empty'}: no images in this folder (looked for .jpg, .jpeg, .png, .gif, .bmp, .tif, .tiff, .webp)"
+    )
+
+
+def test_an_image_above_the_pixel_limit_is_refused_from_its_header(model_path, tmp_path, caplog):
+    photos(tmp_path / "in", sizes=((61, 33),))
+    assert predict(model_path, tmp_path / "in", "--out", tmp_path / "out", "--max-pixels", "2000") == 1
+    assert last_error(caplog) == (
+        f"{tmp_path / 'in' / 'photo_61x33.jpg'}: 61x33 is 0.0 megapixels, above the limit of 0.002 megapixels"
+    )
+
+
+def test_an_output_folder_inside_an_input_folder_is_refused(model_path, tmp_path, caplog):
+    photos(tmp_path / "in")
+    assert predict(model_path, tmp_path / "in", "--out", tmp_path / "in" / "masks") == 1
+    assert last_error(caplog) == (
+        f"--out {tmp_path / 'in' / 'masks'} is inside the input folder {tmp_path / 'in'}: predict would read its "
+        "own outputs or overwrite inputs; choose an output folder outside it"
+    )
+    assert not (tmp_path / "in" / "masks").exists()
+
+
+def test_an_output_that_would_overwrite_an_input_is_refused(model_path, tmp_path, caplog):
+    save_image(tmp_path / "shots" / "cat.png", "RGB")
+    assert predict(model_path, tmp_path / "shots" / "cat.png", "--out", tmp_path / "shots") == 1
+    assert (
+        last_error(caplog)
+        == f"{tmp_path / 'shots' / 'cat.png'} would overwrite the input {tmp_path / 'shots' / 'cat.png'}"
+    )
+
+
+def test_two_inputs_writing_the_same_mask_are_refused(model_path, tmp_path, caplog):
+    save_image(tmp_path / "a" / "cat.jpg", "RGB")
+    save_image(tmp_path / "b" / "cat.png", "RGB")
+    assert predict(model_path, tmp_path / "a" / "cat.jpg", tmp_path / "b" / "cat.png", "--out", tmp_path / "out") == 1
+    first, second, target = tmp_path / "a" / "cat.jpg", tmp_path / "b" / "cat.png", tmp_path / "out" / "cat.png"
+    assert last_error(caplog) == f"{first} and {second} would both be written to {target}"
