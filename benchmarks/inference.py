@@ -3,7 +3,7 @@
 Trains the default recipe (params.yaml) on a dataset in the Oxford layout through the pipeline's
 own code, or takes `--model` and `--prepared`, then prints two markdown tables:
 - test-split scores without and with `--tta flip` (what `segpipe predict --tta flip` does);
-- for the Keras model, the SavedModel and the LiteRT flatbuffer (float32, float16, int8 weights):
+- for the Keras model, the SavedModel, ONNX and the LiteRT flatbuffer (float32, float16, int8 weights):
   size on disk, images/s at batch 1 and batch 32 on this CPU, and agreement with the Keras model.
 
     python benchmarks/inference.py                                  # shared sample, 128 px
@@ -24,7 +24,7 @@ import numpy as np
 from recipes import SHARED_SAMPLE, benchmark_params
 
 from segpipe.config import load_params
-from segpipe.export import LITERT, SAVED_MODEL, export_model
+from segpipe.export import LITERT, ONNX, SAVED_MODEL, export_model
 from segpipe.inference import Predictor, open_predictor, probabilities_with_tta
 from segpipe.metrics import confusion_matrix, segmentation_scores
 from segpipe.model import load_model, save_model
@@ -121,6 +121,7 @@ def main() -> None:
             export_model(model, prepared.class_names, Path(tmp) / quantization, quantization)
             if quantization == "none":
                 formats["SavedModel"] = Path(tmp) / quantization / SAVED_MODEL
+                formats["ONNX"] = Path(tmp) / quantization / ONNX
             formats[f"LiteRT, {label}"] = Path(tmp) / quantization / LITERT
         images, _ = prepared.arrays("test")
         print("\n| format | MB on disk | img/s, batch 1 | img/s, batch 32 | max prob. diff | argmax agreement |")

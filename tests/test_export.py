@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from segpipe.config import ModelConfig
-from segpipe.export import LITERT, MODEL_INFO, SAVED_MODEL, export_model
+from segpipe.export import LITERT, MODEL_INFO, ONNX, SAVED_MODEL, export_model
 from segpipe.inference import class_names_for, open_predictor
 from segpipe.model import build_unet, load_model, save_model
 from segpipe.prepared import Normalization
@@ -37,7 +37,7 @@ def keras_probabilities(root, images):
     return open_predictor(root / "model.keras").probabilities(images)
 
 
-@pytest.mark.parametrize(("name", "tolerance"), [(SAVED_MODEL, 1e-4), (LITERT, 1e-3)])
+@pytest.mark.parametrize(("name", "tolerance"), [(SAVED_MODEL, 1e-4), (LITERT, 1e-3), (ONNX, 1e-4)])
 def test_exported_probabilities_match_the_keras_model(exported, name, tolerance):
     root, images = exported
     expected = keras_probabilities(root, images)

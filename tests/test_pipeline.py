@@ -206,7 +206,7 @@ def test_report_holds_both_revisions_metrics_and_png_figures(clean_repo, tmp_pat
         clean_repo.run("git", "reset", "-q", "--hard", "HEAD~1")
 
 
-@pytest.mark.parametrize(("name", "tolerance"), [("saved_model", 1e-4), ("model.tflite", 1e-3)])
+@pytest.mark.parametrize(("name", "tolerance"), [("saved_model", 1e-4), ("model.tflite", 1e-3), ("model.onnx", 1e-4)])
 def test_exported_models_match_the_keras_model_on_the_test_split(repo, name, tolerance):
     images, _ = open_prepared(repo.root / "data/prepared").arrays("test")
     expected = open_predictor(repo.root / "models/model.keras").probabilities(images)
@@ -221,6 +221,7 @@ def test_exported_models_match_the_keras_model_on_the_test_split(repo, name, tol
         ("unet", "models/model.keras"),
         ("unet-savedmodel", "models/export/saved_model"),
         ("unet-litert", "models/export/model.tflite"),
+        ("unet-onnx", "models/export/model.onnx"),
     ],
 )
 def test_a_tagged_model_version_resolves_and_downloads_by_name(clean_repo, tmp_path, artifact, path):

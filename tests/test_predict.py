@@ -121,7 +121,7 @@ def test_a_file_that_is_not_a_model_is_refused(tmp_path, caplog):
     (tmp_path / "notes.txt").write_text("not a model")
     assert predict(tmp_path / "notes.txt", photos(tmp_path / "in"), "--out", tmp_path / "out") == 1
     assert last_error(caplog) == (
-        f"{tmp_path / 'notes.txt'}: not a model (expected a .keras file, a SavedModel folder or a .tflite file)"
+        f"{tmp_path / 'notes.txt'}: not a model (expected a .keras, .tflite or .onnx file, or a SavedModel folder)"
     )
 
 

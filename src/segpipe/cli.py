@@ -77,7 +77,7 @@ def parser() -> argparse.ArgumentParser:
     predict.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image files or folders of images")
     predict.add_argument("--out", type=Path, required=True, help="output folder (not inside an input folder)")
     predict.add_argument(
-        "--model", type=Path, help="a .keras file, SavedModel folder or .tflite file (default: paths.model)"
+        "--model", type=Path, help="a .keras, .tflite or .onnx file or a SavedModel folder (default: paths.model)"
     )
     predict.add_argument("--recursive", action="store_true", help="also read images in subfolders of INPUT folders")
     predict.add_argument("--overlay", action="store_true", help="also write OUT/NAME.overlay.jpg, mask over image")

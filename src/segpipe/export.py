@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 SAVED_MODEL = "saved_model"
 LITERT = "model.tflite"
+ONNX = "model.onnx"
+ONNX_OPSET = 17  # supported by every ONNX Runtime since 1.11 (2022)
 MODEL_INFO = "model_info.json"  # class names and the input/output contract, beside the two formats
 
 
@@ -57,6 +59,7 @@ def export_model(
     with atomic.atomic_dir(out_dir) as tmp:
         write_saved_model(serving, tmp / SAVED_MODEL)
         (tmp / LITERT).write_bytes(litert_flatbuffer(serving, quantization))
+        (tmp / ONNX).write_bytes(onnx_model(serving))
         info = {
             "class_names": list(class_names),
             "input": f"uint8 RGB images, N x {size} x {size} x 3, values 0-255",
@@ -64,7 +67,7 @@ def export_model(
             "tflite_quantization": quantization,
         }
         atomic.write_json(tmp / MODEL_INFO, info)
-    log.info("wrote %s: %s/, %s, %s", out_dir, SAVED_MODEL, LITERT, MODEL_INFO)
+    log.info("wrote %s: %s/, %s, %s, %s", out_dir, SAVED_MODEL, LITERT, ONNX, MODEL_INFO)
 
 
 def serving_model(model: keras.Model) -> keras.Model:
@@ -82,6 +85,17 @@ def litert_flatbuffer(serving: keras.Model, quantization: TfliteQuantization) ->
     QUANTIZATIONS[quantization](converter)
     with contextlib.redirect_stdout(io.StringIO()):  # the converter prints the traced signature
         return converter.convert()
+
+
+def onnx_model(serving: keras.Model) -> bytes:
+    """The serving model as ONNX (input `images`, output `probabilities`), through tf2onnx."""
+    import tf2onnx  # here: it patches numpy aliases and logs at import, only export needs it
+
+    _, size, _, _ = serving.input_shape
+    spec = (tf.TensorSpec((None, size, size, 3), tf.uint8, name="images"),)
+    with contextlib.redirect_stdout(io.StringIO()):
+        proto, _ = tf2onnx.convert.from_keras(serving, input_signature=spec, opset=ONNX_OPSET)
+    return proto.SerializeToString()
 
 
 class _Serving(tf.Module):

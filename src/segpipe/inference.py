@@ -1,7 +1,7 @@
 """A trained model in any of its formats, behind one interface: uint8 RGB images → class probabilities.
 
 Formats: the Keras model train writes (`.keras`), and what the export stage writes from it: a
-TensorFlow SavedModel folder and a LiteRT (TFLite) flatbuffer (`.tflite`).
+TensorFlow SavedModel folder, a LiteRT (TFLite) flatbuffer (`.tflite`) and an ONNX model (`.onnx`).
 """
 
 from __future__ import annotations
@@ -39,9 +39,11 @@ def open_predictor(path: str | Path) -> Predictor:
         return _saved_model(path)
     if path.suffix == ".tflite":
         return _litert(path)
+    if path.suffix == ".onnx":
+        return _onnx(path)
     if path.suffix == ".keras":
         return _keras(path)
-    raise DataError(f"{path}: not a model (expected a .keras file, a SavedModel folder or a .tflite file)")
+    raise DataError(f"{path}: not a model (expected a .keras, .tflite or .onnx file, or a SavedModel folder)")
 
 
 def probabilities_with_tta(predictor: Predictor, images: np.ndarray, tta: Tta) -> np.ndarray:
@@ -122,3 +124,20 @@ def _litert(path: Path) -> Predictor:
         return interpreter.get_tensor(outputs["index"]).copy()
 
     return Predictor(path, int(inputs["shape"][1]), int(outputs["shape"][-1]), probabilities)
+
+
+def _onnx(path: Path) -> Predictor:
+    import onnxruntime  # here: only ONNX models need the runtime
+
+    try:
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as error:  # onnxruntime raises its own exception types, not exported by name
+        raise DataError(f"{path}: not a loadable ONNX model ({str(error).splitlines()[0]})") from None
+    (inputs,), (outputs,) = session.get_inputs(), session.get_outputs()
+    if inputs.type != "tensor(uint8)" or len(inputs.shape) != 4:
+        raise DataError(f"{path}: its input is {inputs.type} {inputs.shape}, not uint8 N×S×S×3")
+
+    def probabilities(images: np.ndarray) -> np.ndarray:
+        return session.run([outputs.name], {inputs.name: np.ascontiguousarray(images, dtype=np.uint8)})[0]
+
+    return Predictor(path, int(inputs.shape[1]), int(outputs.shape[-1]), probabilities)

@@ -16,6 +16,7 @@ def run_main(main: Callable[[], None]) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("absl").setLevel(logging.WARNING)  # TFDS's INFO lines about every dataset it opens
     logging.getLogger("tensorflow").setLevel(logging.WARNING)  # "Assets written to" a temporary folder
+    logging.getLogger("tf2onnx").setLevel(logging.WARNING)  # the converter's optimization statistics
     try:
         main()
     except PipelineError as error:
