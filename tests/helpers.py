@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import copy
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import yaml
 from PIL import Image
 
 from segpipe import tfrecords
@@ -56,6 +59,79 @@ def start_script(script: str, cwd: Path) -> subprocess.Popen:
     """Start `script` like `run_script`, without waiting and with its output discarded."""
     command = [sys.executable, str(ROOT / script)]
     return subprocess.Popen(command, cwd=cwd, env=script_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+PROJECT_FILES = [
+    "dvc.yaml",
+    "params.yaml",
+    ".gitignore",
+    ".dvcignore",
+    ".dvc/config",
+    ".dvc/plots",
+    "stages",
+    "src",
+    "data/images",
+]
+
+
+class Repo:
+    """A copy of the project in a git repository, driven through git and DVC's command lines."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.env = {
+            **os.environ,
+            # Stage commands must run the copy's code with this interpreter's packages.
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+            "PYTHONPATH": str(root / "src"),
+            "DVC_NO_ANALYTICS": "1",
+            "GIT_AUTHOR_NAME": "test",
+            "GIT_AUTHOR_EMAIL": "test@example.com",
+            "GIT_COMMITTER_NAME": "test",
+            "GIT_COMMITTER_EMAIL": "test@example.com",
+        }
+
+    def run(self, *args: str) -> str:
+        result = subprocess.run(args, cwd=self.root, env=self.env, capture_output=True, text=True)
+        assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+        return result.stdout + result.stderr
+
+    def dvc(self, *args: str) -> str:
+        return self.run(str(Path(sys.executable).parent / "dvc"), *args)
+
+    def repro(self) -> set[str]:
+        """Run `dvc repro` and return the names of the stages it ran."""
+        return set(re.findall(r"Running stage '(\w+)'", self.dvc("repro")))
+
+    def set_params(self, changes: dict) -> None:
+        path = self.root / "params.yaml"
+        path.write_text(yaml.safe_dump(merged(yaml.safe_load(path.read_text()), changes), sort_keys=False))
+
+    def commit(self, message: str) -> None:
+        self.run("git", "add", "-A")
+        self.run("git", "commit", "-q", "-m", message)
+
+    def reset(self) -> None:
+        """Back to the last commit: params, committed metrics, and DVC-tracked outputs."""
+        self.run("git", "reset", "-q", "--hard")
+        self.dvc("checkout", "--force")
+
+
+def tiny_project(root: Path) -> Repo:
+    """The project's pipeline files copied to `root`, with the tiny params, in a git repository
+    with one commit (DVCLive needs a commit to exist)."""
+    for name in PROJECT_FILES:
+        source = ROOT / name
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy2(source, root / name)
+    repo = Repo(root)
+    repo.run("git", "init", "-q", "-b", "main")
+    repo.set_params(TINY)
+    repo.commit("tiny pipeline")
+    return repo
 
 
 def split_counts(prepared: PreparedData) -> dict[str, int]:

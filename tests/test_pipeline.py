@@ -6,92 +6,23 @@ Which stages ran is read from `dvc repro`'s own output.
 from __future__ import annotations
 
 import json
-import os
-import re
-import shutil
-import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from segpipe.inference import open_predictor
 from segpipe.prepared import open_prepared
-from tests.helpers import ROOT, TINY, merged
+from tests.helpers import Repo, tiny_project
 
 pytestmark = pytest.mark.slow
 
-PROJECT_FILES = [
-    "dvc.yaml",
-    "params.yaml",
-    ".gitignore",
-    ".dvcignore",
-    ".dvc/config",
-    ".dvc/plots",
-    "stages",
-    "src",
-    "data/images",
-]
 STAGES = {"prepare", "train", "evaluate", "visualize", "export"}
-
-
-class Repo:
-    def __init__(self, root: Path):
-        self.root = root
-        self.env = {
-            **os.environ,
-            # Stage commands must run the copy's code with this interpreter's packages.
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-            "PYTHONPATH": str(root / "src"),
-            "DVC_NO_ANALYTICS": "1",
-            "GIT_AUTHOR_NAME": "test",
-            "GIT_AUTHOR_EMAIL": "test@example.com",
-            "GIT_COMMITTER_NAME": "test",
-            "GIT_COMMITTER_EMAIL": "test@example.com",
-        }
-
-    def run(self, *args: str) -> str:
-        result = subprocess.run(args, cwd=self.root, env=self.env, capture_output=True, text=True)
-        assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
-        return result.stdout + result.stderr
-
-    def dvc(self, *args: str) -> str:
-        return self.run(str(Path(sys.executable).parent / "dvc"), *args)
-
-    def repro(self) -> set[str]:
-        """Run `dvc repro` and return the names of the stages it ran."""
-        return set(re.findall(r"Running stage '(\w+)'", self.dvc("repro")))
-
-    def set_params(self, changes: dict) -> None:
-        path = self.root / "params.yaml"
-        path.write_text(yaml.safe_dump(merged(yaml.safe_load(path.read_text()), changes), sort_keys=False))
-
-    def commit(self, message: str) -> None:
-        self.run("git", "add", "-A")
-        self.run("git", "commit", "-q", "-m", message)
-
-    def reset(self) -> None:
-        """Back to the last commit: params, committed metrics, and DVC-tracked outputs."""
-        self.run("git", "reset", "-q", "--hard")
-        self.dvc("checkout", "--force")
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Repo:
-    root = tmp_path_factory.mktemp("pipeline")
-    for name in PROJECT_FILES:
-        source = ROOT / name
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        else:
-            shutil.copy2(source, root / name)
-    repo = Repo(root)
-    repo.run("git", "init", "-q")
-    repo.set_params(TINY)
-    repo.commit("tiny pipeline")  # DVCLive needs a commit to exist
+    repo = tiny_project(tmp_path_factory.mktemp("pipeline"))
     assert repo.repro() == STAGES
     repo.commit("tiny pipeline run")
     return repo
