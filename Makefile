@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Stage commands call `python`: make it the environment's.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup setup-s3 demo repro test test-fast lint format report clean
+.PHONY: setup setup-s3 demo repro test test-fast lint format report plots clean
 
 setup: $(VENV)/.installed
 
@@ -43,10 +43,12 @@ test: setup
 test-fast: setup
 	$(BIN)/pytest -m "not slow"
 
-# Lint and format check with the pinned ruff (rules in pyproject.toml); `make format` fixes what it can.
+# Lint and format check with the pinned ruff (rules in pyproject.toml), and zizmor's static analysis
+# of the GitHub Actions workflows; `make format` fixes what ruff can.
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/zizmor --offline --quiet .github/workflows/
 
 format: setup
 	$(BIN)/ruff check --fix .
@@ -61,3 +63,8 @@ BASE ?= main
 export BASE
 report: setup
 	$(BIN)/segpipe report --base "$$BASE" --out report
+
+# DVC's plots page (dvc_plots/index.html) that renders offline: the workspace, or against REV if given.
+export REV
+plots: setup
+	$(BIN)/segpipe plots $${REV:+"$$REV"}

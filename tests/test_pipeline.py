@@ -6,6 +6,8 @@ Which stages ran is read from `dvc repro`'s own output.
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import sys
 
 import numpy as np
@@ -118,23 +120,61 @@ def test_plots_show_writes_html_with_curves_confusion_and_images(clean_repo, tmp
         assert png in html
 
 
-def test_report_holds_both_revisions_metrics_and_png_figures(clean_repo, tmp_path):
-    before = json.loads((clean_repo.root / "metrics/evaluate.json").read_text())["mean_iou"]
+def test_report_leads_with_the_headline_then_params_plots_and_galleries(clean_repo, tmp_path):
+    before = json.loads((clean_repo.root / "metrics/evaluate.json").read_text())
     clean_repo.set_params({"train": {"learning_rate": 0.02}})
     clean_repo.repro()
     clean_repo.commit("higher learning rate")
     try:
-        after = json.loads((clean_repo.root / "metrics/evaluate.json").read_text())["mean_iou"]
+        after = json.loads((clean_repo.root / "metrics/evaluate.json").read_text())
         clean_repo.run(sys.executable, "-m", "segpipe", "report", "--base", "HEAD~1", "--out", str(tmp_path / "report"))
         report = (tmp_path / "report" / "report.md").read_text()
+        sections = [line for line in report.splitlines() if line.startswith("## ")]
+        assert sections == ["## Headline", "## Params", "## Metrics", "## Plots", "## Figures"]
+        change = after["mean_iou"] - before["mean_iou"]
+        row = f"| mean IoU | {before['mean_iou']:.4f} | {after['mean_iou']:.4f} | {change:+.4f} |"
+        assert row in report
         assert "train.learning_rate" in report and "0.002" in report and "0.02" in report
-        mean_iou_row = next(line for line in report.splitlines() if "mean_iou" in line and "evaluate.json" in line)
-        assert f"{before:.4f}".rstrip("0") in mean_iou_row and f"{after:.4f}".rstrip("0") in mean_iou_row
+        plots = [line[4:] for line in report.splitlines() if line.startswith("### ")]
+        assert plots == [
+            "Loss by epoch (train vs validation)",
+            "Pixel accuracy by epoch (train vs validation)",
+            "Mean IoU by epoch (train vs validation)",
+            "Test confusion matrix (share of each true class)",
+            "Test IoU per class",
+            "plots/training_curves.png",
+            "plots/predictions.png",
+            "plots/worst_predictions.png",
+        ]
         images = sorted((tmp_path / "report" / "images").iterdir())
-        assert len(images) == 6
+        assert len(images) == 5 + 3 * 2
         assert all(image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for image in images)
     finally:
         clean_repo.run("git", "reset", "-q", "--hard", "HEAD~1")
+
+
+def test_report_against_a_base_without_outputs_says_what_is_new(clean_repo, tmp_path):
+    first_commit = clean_repo.run("git", "rev-list", "--max-parents=0", "HEAD").strip()
+    clean_repo.run(sys.executable, "-m", "segpipe", "report", "--base", first_commit, "--out", str(tmp_path / "r"))
+    report = (tmp_path / "r" / "report.md").read_text()
+    assert f"`{first_commit}` has no `metrics/evaluate.json`: the scores are new in this change." in report
+    assert "### Test IoU per class (not at" in report
+    assert "### plots/predictions.png (new: not at" in report
+
+
+def test_report_refuses_a_base_that_is_not_a_revision(clean_repo, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "segpipe", "report", "--base", "main;id", "--out", str(tmp_path / "r")],
+        cwd=clean_repo.root,
+        env=clean_repo.env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert (
+        result.stderr.strip().splitlines()[-1]
+        == "ERROR segpipe: --base 'main;id' is not a git revision of this repository"
+    )
 
 
 @pytest.mark.parametrize(("name", "tolerance"), [("saved_model", 1e-4), ("model.tflite", 1e-3), ("model.onnx", 1e-4)])
@@ -174,3 +214,28 @@ def test_a_tagged_model_version_resolves_and_downloads_by_name(clean_repo, tmp_p
             assert got.read_bytes() == original.read_bytes()
     finally:
         clean_repo.run("git", "tag", "-d", f"{artifact}@v1.0.0")
+
+
+def test_plots_page_carries_vega_inline_and_renders_offline_in_a_browser(clean_repo, tmp_path):
+    clean_repo.run(sys.executable, "-m", "segpipe", "plots", "--out", str(tmp_path / "page"))
+    html = (tmp_path / "page" / "index.html").read_text()
+    assert "cdn.jsdelivr.net" not in html and "vegaEmbed" in html
+    assert "Test IoU per class" in html and "predictions.png" in html
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if browser is None:
+        pytest.skip("no headless browser (chromium) to render the page in")
+    dom = subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+            (tmp_path / "page" / "index.html").as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    assert dom.count('class="marks"') >= 5  # one rendered Vega view (canvas) per declared Vega plot

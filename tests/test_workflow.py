@@ -1,12 +1,17 @@
-"""The CI workflow runs untrusted pull-request code safely and compares against the right base."""
+"""The CI workflow: lint, test, report; least privilege; pinned actions; no injection from branch names."""
 
 from __future__ import annotations
+
+import re
+import subprocess
 
 import yaml
 
 from tests.helpers import ROOT
 
 WORKFLOW = yaml.safe_load((ROOT / ".github" / "workflows" / "report.yml").read_text())
+JOBS = WORKFLOW["jobs"]
+STEPS = [(name, step) for name, job in JOBS.items() for step in job["steps"]]
 
 
 def test_runs_on_pull_request_never_pull_request_target():
@@ -14,26 +19,67 @@ def test_runs_on_pull_request_never_pull_request_target():
     assert "pull_request" in triggers and "pull_request_target" not in triggers
 
 
-def test_asks_only_for_the_permissions_a_comment_needs():
-    assert WORKFLOW["permissions"] == {"contents": "write", "pull-requests": "write"}
+def test_lint_then_test_then_report():
+    assert JOBS["test"]["needs"] == "lint" and JOBS["report"]["needs"] == "test"
+    assert any(step.get("run") == "make lint" for step in JOBS["lint"]["steps"])
+    assert any("make test" in step.get("run", "") for step in JOBS["test"]["steps"])
 
 
-def test_remote_secrets_reach_only_pushes_and_same_repository_pull_requests():
-    for step in WORKFLOW["jobs"]["report"]["steps"]:
-        secrets = [value for value in step.get("env", {}).values() if "secrets." in value]
-        if any("secrets.GITHUB_TOKEN" not in value for value in secrets):
-            guard = step["if"]
-            assert "github.event_name == 'push'" in guard
-            assert "github.event.pull_request.head.repo.full_name == github.repository" in guard or "||" not in guard
+def test_reads_by_default_and_writes_only_in_the_comment_job_of_each_event():
+    assert WORKFLOW["permissions"] == {"contents": "read"}
+    writers = {name: job["permissions"] for name, job in JOBS.items() if "permissions" in job}
+    assert writers == {
+        "comment-on-pull-request": {"contents": "read", "pull-requests": "write"},
+        "comment-on-commit": {"contents": "write"},
+    }
+    assert "github.event_name == 'pull_request'" in JOBS["comment-on-pull-request"]["if"]
+    assert JOBS["comment-on-commit"]["if"] == "${{ github.event_name == 'push' }}"
+
+
+def test_third_party_actions_are_pinned_by_full_commit_sha_with_the_tag_in_a_comment():
+    text = (ROOT / ".github" / "workflows" / "report.yml").read_text()
+    uses = re.findall(r"uses: (\S+)@(\S+)(.*)", text)
+    assert uses
+    for action, ref, comment in uses:
+        assert re.fullmatch(r"[0-9a-f]{40}", ref), action
+        assert re.search(r"# v\d", comment), action
+
+
+def test_checkouts_do_not_keep_the_token_and_the_report_gets_full_history():
+    checkouts = [(name, step) for name, step in STEPS if step.get("uses", "").startswith("actions/checkout@")]
+    assert {name for name, _ in checkouts} == {"lint", "test", "report"}
+    assert all(step["with"]["persist-credentials"] is False for _, step in checkouts)
+    assert dict(checkouts)["report"]["with"]["fetch-depth"] == 0
 
 
 def test_no_expression_is_expanded_inside_a_run_script():
-    for step in WORKFLOW["jobs"]["report"]["steps"]:
-        assert "${{" not in step.get("run", ""), step.get("name")
+    for name, step in STEPS:
+        assert "${{" not in step.get("run", ""), (name, step.get("name"))
 
 
-def test_checks_out_full_history_and_makes_the_publishing_choice_visible():
-    steps = WORKFLOW["jobs"]["report"]["steps"]
-    checkout = next(step for step in steps if step.get("uses", "").startswith("actions/checkout"))
-    assert checkout["with"]["fetch-depth"] == 0
-    assert WORKFLOW["jobs"]["report"]["env"]["CML_PUBLISH"] == "--publish"
+def test_remote_secrets_reach_only_pushes_and_same_repository_pull_requests():
+    for _, step in STEPS:
+        if any("secrets.AWS" in value for value in step.get("env", {}).values()):
+            guard = step["if"]
+            assert "github.event_name == 'push'" in guard
+            assert "||" not in guard or "github.event.pull_request.head.repo.full_name == github.repository" in guard
+
+
+def test_images_are_published_only_for_a_public_repository_unless_opted_in():
+    for name in ("comment-on-pull-request", "comment-on-commit"):
+        assert JOBS[name]["env"]["PUBLISH"] == (
+            "${{ (!github.event.repository.private || vars.CML_PUBLISH_PRIVATE == 'true') && 'true' || 'false' }}"
+        )
+
+
+def test_pull_requests_get_one_comment_updated_on_every_push():
+    run = next(step["run"] for step in JOBS["comment-on-pull-request"]["steps"] if "run" in step)
+    assert "cml comment update" in run and "cml comment create" not in run
+
+
+def test_a_hostile_base_reaches_the_report_command_as_data_not_shell():
+    dry_run = subprocess.run(
+        ["make", "-n", "report", "BASE=main;id"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    report_line = next(line for line in dry_run.splitlines() if "segpipe report" in line)
+    assert report_line.endswith('report --base "$BASE" --out report')

@@ -55,6 +55,12 @@ def _report(args: argparse.Namespace) -> None:
     print(build_report(args.base, args.out, args.params))
 
 
+def _plots(args: argparse.Namespace) -> None:
+    from segpipe.plots_page import write_plots_page
+
+    print(write_plots_page(args.revisions, args.out))
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -93,6 +99,16 @@ def parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("--batch-size", type=_positive, default=8, help="images per model call (default: 8)")
     predict.set_defaults(run=_predict)
+
+    plots = commands.add_parser(
+        "plots",
+        help="DVC's plots page, readable offline",
+        description="Write OUT/index.html: every plot dvc.yaml declares (as `dvc plots show`, or `dvc plots diff "
+        "REVISION...` against the workspace), with the Vega libraries inline so that it renders without a network.",
+    )
+    plots.add_argument("revisions", nargs="*", metavar="REVISION", help="git revisions to overlay on the workspace")
+    plots.add_argument("--out", type=Path, default=Path("dvc_plots"), help="output folder (default: dvc_plots)")
+    plots.set_defaults(run=_plots)
 
     report = commands.add_parser(
         "report",
