@@ -10,7 +10,7 @@ from segpipe.config import load_params
 from segpipe.model import save_model
 from segpipe.prepared import open_prepared
 from segpipe.runner import run_main
-from segpipe.training import configure_runtime, train_model
+from segpipe.training import TrainingDiverged, configure_runtime, train_model
 
 log = logging.getLogger("segpipe.train")
 
@@ -20,7 +20,11 @@ def main() -> None:
     configure_runtime(params.train)
     prepared = open_prepared(params.paths.prepared)
     live, backup = Path(params.paths.live), Path(params.paths.backup)
-    model, _ = train_model(prepared, params.model, params.train, live_dir=live, backup_dir=backup)
+    try:
+        model, _ = train_model(prepared, params.model, params.train, live_dir=live, backup_dir=backup)
+    except TrainingDiverged:
+        Path(params.paths.model).unlink(missing_ok=True)  # an earlier run's model must not be scored as this one's
+        raise
     save_model(model, params.paths.model)
     log.info("saved the model to %s", params.paths.model)
 

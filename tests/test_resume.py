@@ -44,10 +44,10 @@ def test_killed_run_resumes_to_the_same_weights_and_metrics(prepared_project, tm
     stage(straight, "train")
 
     resumed = copy_project(prepared_project, tmp_path / "resumed")
-    metadata = resumed / "models" / ".backup" / "training_metadata.json"
+    stamp = resumed / "models" / ".backup" / "run.json"  # written last: an epoch's backup is complete
     run = start_script("stages/train.py", resumed)
     deadline = time.monotonic() + 300
-    while not (metadata.exists() and json.loads(metadata.read_text() or "{}").get("epoch", 0) >= 2):
+    while not (stamp.exists() and json.loads(stamp.read_text() or "{}").get("epoch", 0) >= 2):
         assert run.poll() is None, "training ended before the second epoch's backup appeared"
         assert time.monotonic() < deadline
         time.sleep(0.05)

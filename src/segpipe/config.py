@@ -9,6 +9,7 @@ a choice keys its registry by the same type (tests/test_config.py checks every r
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -29,7 +30,16 @@ Distribute = Literal["auto", "none", "mirrored"]
 TfliteQuantization = Literal["none", "float16", "dynamic_range"]
 Tta = Literal["none", "flip"]
 
-_FIGURE = {"figure": True}  # marks the paths of PNG figures (visualize's outputs, the report's images)
+_FIGURE = {"figure": True}
+# Folders no output may be written into: the code, git's and DVC's own state.
+_RESERVED = (
+    ".git",
+    ".dvc",
+    "src",
+    "stages",
+    "tests",
+    "benchmarks",
+)  # marks the paths of PNG figures (visualize's outputs, the report's images)
 
 
 @dataclass(frozen=True)
@@ -51,10 +61,24 @@ class PathsConfig:
         """The PNG figures visualize draws, by param name."""
         return {f.name: Path(getattr(self, f.name)) for f in dataclasses.fields(self) if f.metadata.get("figure")}
 
+    def outputs(self) -> dict[str, Path]:
+        """Every path a stage writes (all of them), by param name."""
+        return {f.name: Path(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
     def validate(self, key: str) -> None:
         for name, path in self.figures().items():
             if path.suffix != ".png":
                 raise ConfigError(f"{key}.{name} must name a .png file, got {str(path)!r}")
+        for name, path in self.outputs().items():
+            if path.is_absolute() or ".." in path.parts or path.parts[:1] in ((), (".",)) or path.parts[0] in _RESERVED:
+                raise ConfigError(
+                    f"{key}.{name} must be a relative path inside the project, outside {', '.join(_RESERVED)}, "
+                    f"got {str(path)!r}"
+                )
+        outputs = sorted(self.outputs().items())
+        for (name, path), (other, other_path) in itertools.permutations(outputs, 2):
+            if path == other_path or path in other_path.parents:
+                raise ConfigError(f"{key}.{name} ({path}) overlaps {key}.{other} ({other_path}): outputs must be apart")
 
 
 @dataclass(frozen=True)
@@ -232,11 +256,24 @@ class Params:
             section = getattr(self, field.name)
             if hasattr(section, "validate"):
                 section.validate(field.name)
+        self._check_outputs_spare_inputs()
         factor = 2**self.model.depth
         if self.data.image_size % factor:
             raise ConfigError(
                 f"data.image_size must be divisible by 2**model.depth = {factor}, got {self.data.image_size}"
             )
+
+    def _check_outputs_spare_inputs(self) -> None:
+        """No output may be, or contain, a folder the pipeline reads from."""
+        inputs = {"data.folder.path": self.data.folder.path, "data.tfds_data_dir": self.data.tfds_data_dir}
+        inputs["data.manual_dir"] = self.data.manual_dir
+        for name, output in self.paths.outputs().items():
+            for input_name, input_path in inputs.items():
+                resolved, source = Path(output).resolve(), Path(input_path).resolve()
+                if resolved == source or resolved in source.parents:
+                    raise ConfigError(
+                        f"paths.{name} ({output}) contains {input_name} ({input_path}): outputs must not hold inputs"
+                    )
 
 
 def known_datasets() -> list[str]:

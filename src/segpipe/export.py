@@ -56,7 +56,7 @@ def export_model(
     """Write `out_dir/saved_model/`, `out_dir/model.tflite` and `out_dir/model_info.json`, atomically."""
     serving = serving_model(model)
     _, size, _, _ = model.input_shape
-    with atomic.atomic_dir(out_dir) as tmp:
+    with atomic.atomic_dir(out_dir, MODEL_INFO) as tmp:
         write_saved_model(serving, tmp / SAVED_MODEL)
         (tmp / LITERT).write_bytes(litert_flatbuffer(serving, quantization))
         (tmp / ONNX).write_bytes(onnx_model(serving))

@@ -11,7 +11,7 @@ from segpipe import atomic, sources, tfrecords
 from segpipe.config import DataConfig
 from segpipe.errors import DataError
 from segpipe.images import resize_image, resize_mask
-from segpipe.prepared import SPLITS, STORAGE, Normalization, PreparedData, Split, Splits
+from segpipe.prepared import MANIFEST, SPLITS, STORAGE, Normalization, PreparedData, Split, Splits
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ NORMALIZATION = Normalization(scale=1.0 / 255.0, offset=0.0)
 
 def prepare_dataset(data: DataConfig, out_dir: str | Path) -> PreparedData:
     """Read the source `data` names, write train/val/test shards and the manifest atomically."""
-    with sources.open_source(data) as source, atomic.atomic_dir(out_dir) as tmp:
+    with sources.open_source(data) as source, atomic.atomic_dir(out_dir, MANIFEST) as tmp:
         if source.sizes["train"] < 2 or source.sizes["test"] < 1:
             raise DataError(f"{source.description}: need at least 2 train and 1 test examples, found {source.sizes}")
         val = sources.held_out_indices(source.sizes["train"], data.val_fraction, data.split_seed)

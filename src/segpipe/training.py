@@ -6,20 +6,23 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import os
-import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
-from segpipe import atomic, training_log
+from segpipe import augment, losses, training_log
+from segpipe import model as model_module
 from segpipe.augment import augment_batch
 from segpipe.config import Distribute, LrSchedule, ModelConfig, TrainConfig
+from segpipe.errors import PipelineError
 from segpipe.losses import loss_for
 from segpipe.model import build_unet
-from segpipe.prepared import PreparedData
+from segpipe.prepared import SPLITS, PreparedData
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +122,30 @@ def compile_model(model: keras.Model, num_classes: int, train: TrainConfig, step
     )
 
 
+class TrainingDiverged(PipelineError):
+    """The loss became non-finite or exploded: the run is stopped and no model is kept."""
+
+
+class DivergenceGuard(keras.callbacks.Callback):
+    """Stop at the first batch whose loss is not finite or exceeds 1000× the first batch's loss."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first_loss: float | None = None
+        self.diverged: tuple[int, float] | None = None  # (epoch from 1, loss)
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch = epoch + 1
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        loss = float((logs or {}).get("loss", 0.0))
+        self.first_loss = self.first_loss or (loss if math.isfinite(loss) and loss > 0 else None)
+        if not math.isfinite(loss) or (self.first_loss and loss > 1000 * self.first_loss):
+            self.diverged = (self.epoch, loss)
+            self.model.stop_training = True
+
+
 def train_model(
     prepared: PreparedData,
     model_config: ModelConfig,
@@ -130,7 +157,7 @@ def train_model(
 
     With `live_dir`, DVCLive logs every epoch there. With `backup_dir`, the state after each
     epoch is backed up; a run killed midway resumes from its last complete epoch, and the
-    backup is removed when training completes.
+    backup is removed when training completes. A diverging run raises `TrainingDiverged`.
     """
     steps_per_epoch = prepared.steps_per_epoch(train.batch_size)
     strategy = distribution_strategy(train.distribute)
@@ -138,8 +165,11 @@ def train_model(
         model = build_unet(prepared.image_size, prepared.num_classes, model_config, prepared.normalization)
         compile_model(model, prepared.num_classes, train, steps_per_epoch)
     log.info("U-Net with %d parameters, %d replica(s)", model.count_params(), strategy.num_replicas_in_sync)
-    start_epoch = resume_epoch(backup_dir, run_fingerprint(prepared, model_config, train)) if backup_dir else 0
-    callbacks: list[keras.callbacks.Callback] = []
+    fingerprint = run_fingerprint(prepared, model_config, train)
+    exact = model_config.dropout == 0 and train.early_stopping_patience == 0
+    start_epoch = resume_epoch(backup_dir, fingerprint, exact) if backup_dir else 0
+    guard = DivergenceGuard()
+    callbacks: list[keras.callbacks.Callback] = [guard]
     if train.early_stopping_patience:
         callbacks.append(
             keras.callbacks.EarlyStopping(
@@ -150,6 +180,7 @@ def train_model(
         callbacks.append(training_log.live_callback(live_dir, start_epoch))
     if backup_dir is not None:  # after DVCLive: an epoch is backed up only once it is logged
         callbacks.append(keras.callbacks.BackupAndRestore(str(backup_dir)))
+        callbacks.append(training_log.BackupStamp(backup_dir, fingerprint))
     history = model.fit(
         training_dataset(prepared, train, start_epoch),
         steps_per_epoch=steps_per_epoch,
@@ -159,27 +190,51 @@ def train_model(
         shuffle=False,  # the dataset shuffles itself, seeded, so that a resumed run sees the same batches
         verbose=2,
     )
+    if guard.diverged:
+        if backup_dir is not None:
+            training_log.discard_backup(backup_dir)  # never resume a diverged run
+        epoch, loss = guard.diverged
+        raise TrainingDiverged(
+            f"training diverged in epoch {epoch} (loss {loss:g}): no model saved; "
+            f"lower train.learning_rate (now {train.learning_rate:g})"
+        )
     return model, history.history
 
 
 def run_fingerprint(prepared: PreparedData, model_config: ModelConfig, train: TrainConfig) -> str:
-    """A digest of everything that shapes a training run, so a backup is never resumed by another run."""
+    """A digest of everything that shapes a training run: the prepared data's description and bytes,
+    the params and the code that defines the model, the loss, augmentation and the training step.
+    A backup is resumed only by the run with the same digest."""
+    digest = hashlib.sha256()
     manifest = dataclasses.asdict(dataclasses.replace(prepared, folder=Path(".")))
     settings = {"manifest": manifest, "model": dataclasses.asdict(model_config), "train": dataclasses.asdict(train)}
-    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
+    digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
+    for name in SPLITS:
+        for shard in prepared.shard_paths(name):
+            digest.update(shard.read_bytes())
+    for module in (augment, losses, model_module, sys.modules[__name__]):
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()
 
 
-def resume_epoch(backup_dir: Path, fingerprint: str) -> int:
-    """The epoch to resume at: the backup's, if it was made by this very run; otherwise 0.
+def resume_epoch(backup_dir: Path, fingerprint: str, exact: bool = True) -> int:
+    """The epoch to resume at: the backup's, if it is this very run's and intact; otherwise 0.
 
-    A backup left by a run with other params or data is removed.
+    A backup of another run, an incomplete or corrupt one, or any backup when resuming would not be
+    exact (`exact` false: dropout's random state and early stopping's counters are not backed up),
+    is discarded with a warning and training starts over.
     """
-    stamp = backup_dir / "run.json"
-    epochs = training_log.backed_up_epochs(backup_dir)
-    if stamp.exists() and json.loads(stamp.read_text()).get("fingerprint") == fingerprint and epochs is not None:
+    epochs, problem = training_log.restore_backup(backup_dir, fingerprint)
+    if epochs and exact:
         log.info("resuming from the backup in %s after epoch %d", backup_dir, epochs)
         return epochs
-    shutil.rmtree(backup_dir, ignore_errors=True)
-    backup_dir.mkdir(parents=True)
-    atomic.write_json(stamp, {"fingerprint": fingerprint})
+    if problem:
+        log.warning("discarding the backup in %s: %s; training starts at epoch 1", backup_dir, problem)
+    elif epochs:
+        log.warning(
+            "discarding the backup in %s: with model.dropout > 0 or train.early_stopping_patience > 0 a resumed "
+            "run would not equal an uninterrupted one; training starts at epoch 1",
+            backup_dir,
+        )
+    training_log.start_backup(backup_dir, fingerprint)
     return 0

@@ -1,0 +1,174 @@
+"""No setting deletes what is not ours, a stale or broken backup is never resumed, a diverging run keeps no model."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+
+import pytest
+import yaml
+
+from segpipe import atomic, training_log
+from segpipe.config import load_params, params_from_dict
+from segpipe.errors import ConfigError, PipelineError
+from segpipe.training import resume_epoch, run_fingerprint
+from tests.helpers import ROOT, TINY, merged, run_script, write_tiny_prepared
+
+
+def params_with(changes: dict):
+    raw = merged(yaml.safe_load((ROOT / "params.yaml").read_text()), changes)
+    return params_from_dict(raw)
+
+
+@pytest.mark.parametrize(
+    ("paths", "message"),
+    [
+        ({"backup": "data"}, "paths.backup (data) overlaps paths.prepared (data/prepared): outputs must be apart"),
+        ({"model": "/tmp/model.keras"}, "paths.model must be a relative path inside the project"),
+        ({"export": "../elsewhere"}, "paths.export must be a relative path inside the project"),
+        ({"live": "."}, "paths.live must be a relative path inside the project"),
+        ({"prepared": "src/prepared"}, "paths.prepared must be a relative path inside the project"),
+        ({"confusion": "plots/image_iou.csv"}, "paths.confusion (plots/image_iou.csv) overlaps paths.image_iou"),
+        ({"prepared": "data"}, "paths.prepared (data) contains data.folder.path (data/images)"),
+    ],
+)
+def test_output_paths_that_could_destroy_data_are_refused_at_load(paths, message):
+    with pytest.raises(ConfigError) as error:
+        params_with({"paths": paths}).validate()
+    assert str(error.value).startswith(message)
+
+
+def test_the_project_paths_pass():
+    load_params(ROOT / "params.yaml")
+
+
+def test_leftovers_of_a_killed_writer_are_swept_when_the_output_is_written_again(tmp_path):
+    (tmp_path / ".metrics.json.k2x9.tmp").write_text("half a file")
+    (tmp_path / ".model.keras.a1b2.tmp.keras").write_text("half a model")
+    (tmp_path / ".prepared.old").mkdir()
+    (tmp_path / "unrelated.tmp").write_text("not ours")
+    atomic.write_json(tmp_path / "metrics.json", {"a": 1})
+    atomic.sweep_leftovers(tmp_path / "model.keras")
+    atomic.sweep_leftovers(tmp_path / "prepared")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["metrics.json", "unrelated.tmp"]
+
+
+def test_a_folder_not_written_by_the_pipeline_is_never_replaced(tmp_path):
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "cat.jpg").write_text("precious")
+    with pytest.raises(PipelineError) as error, atomic.atomic_dir(tmp_path / "photos", "manifest.json"):
+        pass
+    assert str(error.value) == (
+        f"{tmp_path / 'photos'} exists and was not written by this pipeline (it has no manifest.json): "
+        "move it away or choose another path"
+    )
+    assert (tmp_path / "photos" / "cat.jpg").read_text() == "precious"
+
+
+def test_the_fingerprint_changes_with_the_prepared_bytes_not_only_the_manifest(tmp_path):
+    prepared = write_tiny_prepared(tmp_path / "prepared", per_split=2)
+    params = params_with(TINY)
+    before = run_fingerprint(prepared, params.model, params.train)
+    shard = prepared.shard_paths("train")[0]
+    data = bytearray(shard.read_bytes())
+    data[60] ^= 0x01  # one pixel, same names and counts
+    shard.write_bytes(bytes(data))
+    assert run_fingerprint(prepared, params.model, params.train) != before
+
+
+def fake_backup(folder, fingerprint="run", epoch=2, weights=b"weights"):
+    """A backup as Keras and BackupStamp leave it once `epoch` epochs are committed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    committed = f"epoch-{epoch:04d}.weights.h5"
+    (folder / committed).write_bytes(weights)
+    (folder / training_log.BACKUP_WEIGHTS).write_bytes(weights)
+    (folder / training_log.BACKUP_METADATA).write_text(json.dumps({"epoch": epoch, "batch": 0}))
+    stamp = {"fingerprint": fingerprint, "epoch": epoch, "weights": committed}
+    stamp["weights_sha256"] = hashlib.sha256(weights).hexdigest()
+    (folder / training_log.BACKUP_STAMP).write_text(json.dumps(stamp))
+    return folder
+
+
+def test_an_intact_backup_of_this_run_is_resumed(tmp_path):
+    assert training_log.restore_backup(fake_backup(tmp_path / "b"), "run") == (2, None)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda b: (b / "latest.weights.h5").write_bytes(b"half"),  # killed while Keras wrote the weights
+        lambda b: (b / "training_metadata.json").write_text(""),  # killed while Keras wrote the metadata
+        lambda b: (b / "training_metadata.json").unlink(),
+    ],
+    ids=["weights half written", "metadata empty", "metadata missing"],
+)
+def test_a_backup_killed_mid_write_resumes_from_its_last_committed_epoch(tmp_path, damage):
+    backup = fake_backup(tmp_path / "b")
+    damage(backup)
+    assert training_log.restore_backup(backup, "run") == (2, None)
+    assert (backup / "latest.weights.h5").read_bytes() == b"weights"
+    assert json.loads((backup / "training_metadata.json").read_text()) == {"epoch": 2, "batch": 0}
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (lambda b: (b / "epoch-0002.weights.h5").write_bytes(b"flipped"), "its weights epoch-0002.weights.h5 are"),
+        (lambda b: (b / "epoch-0002.weights.h5").unlink(), "its weights epoch-0002.weights.h5 are missing"),
+        (lambda b: (b / "run.json").write_text("{"), "its run.json is unreadable"),
+    ],
+    ids=["committed weights corrupted", "committed weights missing", "stamp unreadable"],
+)
+def test_a_corrupt_backup_is_not_resumed(tmp_path, damage, reason):
+    backup = fake_backup(tmp_path / "b")
+    damage(backup)
+    epochs, problem = training_log.restore_backup(backup, "run")
+    assert epochs == 0 and problem.startswith(reason)
+
+
+def test_a_corrupt_backup_is_discarded_with_a_warning_and_training_starts_over(tmp_path, caplog):
+    backup = fake_backup(tmp_path / "b")
+    (backup / "epoch-0002.weights.h5").write_bytes(b"flipped")
+    with caplog.at_level(logging.WARNING):
+        assert resume_epoch(backup, "run") == 0
+    assert (
+        f"discarding the backup in {backup}: its weights epoch-0002.weights.h5 are missing or corrupted" in caplog.text
+    )
+    assert sorted(path.name for path in backup.iterdir()) == ["run.json"]
+
+
+def test_without_exact_resume_a_good_backup_restarts_training_and_says_so(tmp_path, caplog):
+    backup = fake_backup(tmp_path / "b")
+    with caplog.at_level(logging.WARNING):
+        assert resume_epoch(backup, "run", exact=False) == 0
+    assert "with model.dropout > 0 or train.early_stopping_patience > 0 a resumed run would not equal" in caplog.text
+
+
+def test_a_backup_folder_that_is_not_ours_is_refused_not_deleted(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "keep.txt").write_text("precious")
+    with pytest.raises(PipelineError) as error:
+        resume_epoch(tmp_path / "data", "run")
+    assert str(error.value) == (
+        f"paths.backup ({tmp_path / 'data'}) exists and is not a training backup (it has no run.json): "
+        "move it away or choose another path"
+    )
+    assert (tmp_path / "data" / "keep.txt").read_text() == "precious"
+
+
+@pytest.mark.slow
+def test_a_diverging_run_stops_in_one_line_and_keeps_no_model(tmp_path):
+    params = merged(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY)
+    params["train"].update(epochs=3, learning_rate=1e30)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    assert run_script("stages/prepare.py", tmp_path).returncode == 0
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "model.keras").write_text("an earlier run's model")
+    result = run_script("stages/train.py", tmp_path)
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("ERROR segpipe: training diverged in epoch 1 (loss ")
+    assert last.endswith("): no model saved; lower train.learning_rate (now 1e+30)")
+    assert not (tmp_path / "models" / "model.keras").exists()
+    assert not (tmp_path / "models" / ".backup").exists()
