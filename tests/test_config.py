@@ -55,6 +55,9 @@ def test_project_params_load_with_their_documented_values():
         ({"train": {"augment": {"flip": "yes"}}}, "train.augment.flip must be bool, got 'yes' (str)"),
         ({"train": {"augment": {"min_scale": 0}}}, "train.augment.min_scale must be in (0, 1], got 0.0"),
         ({"train": {"lr_schedule": "step"}}, "train.lr_schedule must be one of constant, cosine, got 'step'"),
+        ({"train": {"seed": -1}}, "train.seed must be >= 0, got -1"),
+        ({"data": {"image_size": 100_000}}, "data.image_size must be <= 4096, got 100000"),
+        ({"train": {"batch_size": 10**9}}, "train.batch_size must be <= 65536, got 1000000000"),
         ({"train": {"learning_rate": True}}, "train.learning_rate must be float, got True (bool)"),
         ({"train": {"loss": "dice"}}, "train.loss must be one of cross_entropy, cross_entropy_dice, got 'dice'"),
         ({"evaluate": {"tta": "rotate"}}, "evaluate.tta must be one of none, flip, got 'rotate'"),
@@ -95,19 +98,57 @@ def test_missing_key_is_named(project_params):
         params_from_dict(project_params)
 
 
-def test_invalid_yaml_is_reported_as_such(tmp_path):
+def test_invalid_yaml_is_one_line_with_its_position(tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text("train: {epochs: 3\n")
-    with pytest.raises(ConfigError, match="is not valid YAML"):
+    with pytest.raises(ConfigError) as error:
         load_params(path)
+    assert str(error.value) == (
+        f"{path} is not valid YAML at line 2, column 1: expected ',' or '}}', but got '<stream end>'"
+    )
 
 
 def test_python_tags_are_refused_not_executed(tmp_path):
+    marker = tmp_path / "pwned"
     path = tmp_path / "params.yaml"
-    path.write_text("train: !!python/object/apply:os.system ['touch pwned']\n")
-    with pytest.raises(ConfigError, match="is not valid YAML"):
+    path.write_text(f"train: !!python/object/apply:os.system ['touch {marker}']\n")
+    with pytest.raises(ConfigError) as error:
         load_params(path)
-    assert not (tmp_path / "pwned").exists()
+    assert str(error.value).startswith(f"{path} is not valid YAML at line 1, column 8: ")
+    assert not marker.exists()
+
+
+def project_text_with(old: str, new: str, tmp_path):
+    text = (ROOT / "params.yaml").read_text()
+    assert old in text
+    path = tmp_path / "params.yaml"
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+def test_numbers_are_read_as_dvc_reads_them(tmp_path):
+    path = project_text_with("learning_rate: 0.002", "learning_rate: 2e-3", tmp_path)
+    assert load_params(path).train.learning_rate == 0.002
+
+
+def test_a_key_given_twice_is_refused_naming_both_lines(tmp_path):
+    text = (ROOT / "params.yaml").read_text()
+    first = text.splitlines().index(next(line for line in text.splitlines() if line.startswith("  epochs:"))) + 1
+    path = project_text_with("  epochs:", "  epochs: 3\n  epochs:", tmp_path)
+    with pytest.raises(ConfigError) as error:
+        load_params(path)
+    assert str(error.value) == (
+        f"{path} is not valid YAML at line {first + 1}, column 3: key 'epochs' appears twice "
+        f"(lines {first} and {first + 1})"
+    )
+
+
+def test_a_file_that_is_not_utf8_is_one_line(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_bytes(b"train:\n  epochs: \xff\n")
+    with pytest.raises(ConfigError) as error:
+        load_params(path)
+    assert str(error.value) == f"{path} is not UTF-8 text (invalid start byte at byte 17)"
 
 
 def test_integer_is_accepted_where_a_float_is_expected(project_params):

@@ -9,6 +9,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -239,3 +240,16 @@ def test_plots_page_carries_vega_inline_and_renders_offline_in_a_browser(clean_r
         timeout=120,
     ).stdout
     assert dom.count('class="marks"') >= 5  # one rendered Vega view (canvas) per declared Vega plot
+
+
+def test_a_bad_param_under_dvc_repro_stops_in_one_line_and_checkout_restores_the_outputs(clean_repo):
+    model = (clean_repo.root / "models/model.keras").read_bytes()
+    clean_repo.set_params({"train": {"epochs": 0}})
+    dvc = str(Path(sys.executable).parent / "dvc")
+    result = subprocess.run([dvc, "repro"], cwd=clean_repo.root, env=clean_repo.env, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "ERROR segpipe: train.epochs must be >= 1, got 0\n" in result.stdout + result.stderr
+    clean_repo.run("git", "checkout", "params.yaml")
+    clean_repo.dvc("checkout")
+    assert (clean_repo.root / "models/model.keras").read_bytes() == model
+    assert json.loads(clean_repo.dvc("status", "--json")) == {}

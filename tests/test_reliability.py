@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 
+import numpy as np
 import pytest
 import yaml
 
@@ -172,3 +173,181 @@ def test_a_diverging_run_stops_in_one_line_and_keeps_no_model(tmp_path):
     assert last.endswith("): no model saved; lower train.learning_rate (now 1e+30)")
     assert not (tmp_path / "models" / "model.keras").exists()
     assert not (tmp_path / "models" / ".backup").exists()
+
+
+def png_header_claiming(width: int, height: int) -> bytes:
+    """A PNG file whose header claims `width`×`height` pixels but that holds no pixel data."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+def test_an_image_over_the_limit_is_refused_from_its_header(tmp_path):
+    from segpipe.images import read_rgb
+
+    (tmp_path / "big.png").write_bytes(png_header_claiming(10000, 5000))
+    with pytest.raises(PipelineError) as error:
+        read_rgb(tmp_path / "big.png", max_pixels=40_000_000)
+    assert (
+        str(error.value) == f"{tmp_path / 'big.png'}: 10000x5000 is 50.0 megapixels, above the limit of 40 megapixels"
+    )
+
+
+def test_a_decompression_bomb_is_one_line_not_a_traceback(tmp_path):
+    from segpipe.images import read_rgb
+
+    (tmp_path / "bomb.png").write_bytes(png_header_claiming(20000, 10000))
+    with pytest.raises(PipelineError) as error:
+        read_rgb(tmp_path / "bomb.png")
+    assert str(error.value).startswith(f"{tmp_path / 'bomb.png'}: unreadable image (Image size (200000000 pixels)")
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("drawn_on", ["stored pixels", "upright photo"])
+def test_a_rotated_photo_and_its_mask_come_out_upright_together(tmp_path, drawn_on):
+    from PIL import Image
+
+    from segpipe.images import read_pair
+
+    stored = np.zeros((2, 4, 3), dtype=np.uint8)  # 4 wide, 2 high as stored
+    stored[0, 0] = 255  # a marker in the stored top-left corner
+    image = Image.fromarray(stored)
+    exif = image.getexif()
+    exif[0x0112] = 6  # shown rotated by 90°: 2 wide, 4 high
+    image.save(tmp_path / "photo.png", exif=exif.tobytes())
+    mask = (stored[..., 0] > 0).astype(np.uint8)
+    upright_mask = np.asarray(Image.fromarray(mask).transpose(Image.Transpose.ROTATE_270))
+    Image.fromarray(mask if drawn_on == "stored pixels" else upright_mask).save(tmp_path / "mask.png")
+    pixels, labels = read_pair(tmp_path / "photo.png", tmp_path / "mask.png")
+    assert pixels.shape == (4, 2, 3) and labels.shape == (4, 2, 1)
+    np.testing.assert_array_equal(labels[..., 0], (pixels[..., 0] > 0).astype(np.uint8))
+
+
+def masks_set(root, count=4):
+    from tests.helpers import write_masks_folder
+
+    return write_masks_folder(root, count=count, num_classes=3)
+
+
+def folder_data(root, **changes):
+    folder = {"path": str(root), "layout": "masks", "class_names": ["a", "b", "c"], "test_fraction": 0.5}
+    params = params_with(merged(TINY, {"data": {"source": "folder", "folder": folder, **changes}}))
+    params.validate()
+    return params.data
+
+
+def test_a_link_out_of_the_folder_is_refused(tmp_path):
+    from segpipe.preparation import prepare_dataset
+
+    root = masks_set(tmp_path / "set")
+    outside = tmp_path / "secret.png"
+    (root / "images" / "img_0.png").rename(outside)
+    (root / "images" / "img_0.png").symlink_to(outside)
+    with pytest.raises(PipelineError) as error:
+        prepare_dataset(folder_data(root), tmp_path / "out")
+    assert str(error.value) == f"{root / 'images' / 'img_0.png'}: a link to {outside}, outside {root}: refused"
+
+
+def test_hidden_files_are_ignored_and_names_with_spaces_accepted(tmp_path):
+    from segpipe.preparation import prepare_dataset
+
+    root = masks_set(tmp_path / "set")
+    (root / "images" / "._img_0.png").write_bytes(b"macOS resource fork")
+    (root / "images" / "img_1.png").rename(root / "images" / "my cat.png")
+    (root / "masks" / "img_1.png").rename(root / "masks" / "my cat.png")
+    prepared = prepare_dataset(folder_data(root), tmp_path / "out")
+    assert prepared.count("train") + prepared.count("val") + prepared.count("test") == 4
+
+
+def test_a_split_left_empty_by_skipping_stops_prepare(tmp_path):
+    from PIL import Image
+
+    from segpipe.preparation import prepare_dataset
+
+    root = masks_set(tmp_path / "set")
+    for mask in (root / "masks").iterdir():
+        Image.fromarray(np.full((20, 20), 9, dtype=np.uint8)).save(mask)  # 9 is no class id
+    with pytest.raises(PipelineError) as error:
+        prepare_dataset(folder_data(root, on_bad_example="skip"), tmp_path / "out")
+    assert str(error.value).endswith("no train example left after skipping 1")
+
+
+def test_a_tensorflow_file_error_is_one_line(caplog):
+    import tensorflow as tf
+
+    from segpipe.runner import run_main
+
+    def write() -> None:
+        raise tf.errors.PermissionDeniedError(None, None, "models/x.tfrecord; Permission denied")
+
+    with pytest.raises(SystemExit) as exit_status:
+        run_main(write)
+    assert exit_status.value.code == 1
+    assert caplog.records[-1].getMessage() == "cannot write or read a file: models/x.tfrecord; Permission denied"
+
+
+def test_a_folder_named_like_a_model_is_one_line(tmp_path):
+    from segpipe.model import load_model
+
+    (tmp_path / "model.keras").mkdir()
+    with pytest.raises(PipelineError) as error:
+        load_model(tmp_path / "model.keras")
+    assert str(error.value).startswith(f"{tmp_path / 'model.keras'}: not a loadable Keras model (")
+
+
+def test_a_full_disk_under_the_tfrecord_writer_is_one_line_and_keeps_the_earlier_data(tmp_path, monkeypatch, caplog):
+    import tensorflow as tf
+
+    from segpipe.preparation import prepare_dataset
+    from segpipe.runner import run_main
+
+    earlier = write_tiny_prepared(tmp_path / "data" / "prepared")
+    manifest = (earlier.folder / "manifest.json").read_bytes()
+    real_writer = tf.io.TFRecordWriter
+
+    class FullDisk(real_writer):
+        def write(self, record):
+            raise tf.errors.ResourceExhaustedError(None, None, f"{self._path}; No space left on device")
+
+        def __init__(self, path, *args, **kwargs):
+            super().__init__(path, *args, **kwargs)
+            self._path = path
+
+    monkeypatch.setattr(tf.io, "TFRecordWriter", FullDisk)
+    with pytest.raises(SystemExit) as exit_status:
+        run_main(lambda: prepare_dataset(folder_data(masks_set(tmp_path / "set")), earlier.folder))
+    assert exit_status.value.code == 1
+    message = caplog.records[-1].getMessage()
+    assert message.startswith("cannot write or read a file: ") and message.endswith("; No space left on device")
+    assert (earlier.folder / "manifest.json").read_bytes() == manifest
+    assert sorted(path.name for path in (tmp_path / "data").iterdir()) == ["prepared"]
+
+
+def test_a_full_disk_while_keras_saves_the_model_keeps_the_earlier_model(tmp_path, monkeypatch, caplog):
+    import errno
+
+    import keras
+
+    from segpipe.model import build_unet, save_model
+    from segpipe.prepared import Normalization
+    from segpipe.runner import run_main
+
+    target = tmp_path / "model.keras"
+    target.write_bytes(b"the earlier model")
+    model = build_unet(8, 3, params_with(TINY).model, Normalization(scale=1 / 255, offset=0.0))
+
+    def full_disk(self, path, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(keras.Model, "save", full_disk)
+    with pytest.raises(SystemExit) as exit_status:
+        run_main(lambda: save_model(model, target))
+    assert exit_status.value.code == 1
+    assert caplog.records[-1].getMessage().endswith("No space left on device")
+    assert target.read_bytes() == b"the earlier model"
+    assert [path.name for path in tmp_path.iterdir()] == ["model.keras"]

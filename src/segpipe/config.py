@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -31,6 +32,11 @@ TfliteQuantization = Literal["none", "float16", "dynamic_range"]
 Tta = Literal["none", "flip"]
 
 _FIGURE = {"figure": True}
+# Upper bounds, far above any sane value: an absurd one is refused at load instead of exhausting memory.
+MAX_SIDE = 4096  # pixels
+MAX_EXAMPLES = 1_000_000
+MAX_BATCH = 65_536
+MAX_SEED = 2**32 - 1  # what numpy and Keras accept
 # Folders no output may be written into: the code, git's and DVC's own state.
 _RESERVED = (
     ".git",
@@ -90,10 +96,11 @@ class EmbeddedConfig:
     seed: int
 
     def validate(self, key: str) -> None:
-        _at_least(f"{key}.train_examples", self.train_examples, 2)
-        _at_least(f"{key}.test_examples", self.test_examples, 1)
-        _at_least(f"{key}.min_side", self.min_side, 16)
-        _at_least(f"{key}.max_side", self.max_side, self.min_side)
+        _at_least(f"{key}.train_examples", self.train_examples, 2, MAX_EXAMPLES)
+        _at_least(f"{key}.test_examples", self.test_examples, 1, MAX_EXAMPLES)
+        _at_least(f"{key}.min_side", self.min_side, 16, MAX_SIDE)
+        _at_least(f"{key}.max_side", self.max_side, self.min_side, MAX_SIDE)
+        _at_least(f"{key}.seed", self.seed, 0, MAX_SEED)
 
 
 @dataclass(frozen=True)
@@ -123,6 +130,7 @@ class DataConfig:
     split_seed: int
     shard_size: int
     on_bad_example: OnBadExample
+    max_image_pixels: int
     embedded: EmbeddedConfig
 
     @property
@@ -141,13 +149,15 @@ class DataConfig:
                     f"{key}.dataset names an unknown TFDS dataset {self.dataset_name!r}"
                     f"{did_you_mean(self.dataset_name, known)}"
                 )
-        if not self.download_timeout > 0:
-            raise ConfigError(f"{key}.download_timeout must be > 0, got {self.download_timeout}")
+        if not 0 < self.download_timeout <= 3600:
+            raise ConfigError(f"{key}.download_timeout must be in (0, 3600], got {self.download_timeout}")
         self.folder.validate(f"{key}.folder")
-        _at_least(f"{key}.image_size", self.image_size, 8)
+        _at_least(f"{key}.image_size", self.image_size, 8, MAX_SIDE)
+        _at_least(f"{key}.split_seed", self.split_seed, 0, MAX_SEED)
         if not 0.0 < self.val_fraction < 1.0:
             raise ConfigError(f"{key}.val_fraction must be in (0, 1), got {self.val_fraction}")
-        _at_least(f"{key}.shard_size", self.shard_size, 1)
+        _at_least(f"{key}.shard_size", self.shard_size, 1, 100_000)
+        _at_least(f"{key}.max_image_pixels", self.max_image_pixels, 1, 2**31 - 1)
         self.embedded.validate(f"{key}.embedded")
 
 
@@ -160,8 +170,8 @@ class ModelConfig:
     dropout: float
 
     def validate(self, key: str) -> None:
-        _at_least(f"{key}.depth", self.depth, 1)
-        _at_least(f"{key}.base_filters", self.base_filters, 1)
+        _at_least(f"{key}.depth", self.depth, 1, 8)
+        _at_least(f"{key}.base_filters", self.base_filters, 1, 1024)
         if not 0.0 < self.batch_norm_momentum < 1.0:
             raise ConfigError(f"{key}.batch_norm_momentum must be in (0, 1), got {self.batch_norm_momentum}")
         if not 0.0 <= self.dropout < 1.0:
@@ -198,14 +208,15 @@ class TrainConfig:
     distribute: Distribute
 
     def validate(self, key: str) -> None:
-        _at_least(f"{key}.epochs", self.epochs, 1)
-        _at_least(f"{key}.batch_size", self.batch_size, 1)
+        _at_least(f"{key}.epochs", self.epochs, 1, 100_000)
+        _at_least(f"{key}.batch_size", self.batch_size, 1, MAX_BATCH)
         if not self.learning_rate > 0:
             raise ConfigError(f"{key}.learning_rate must be > 0, got {self.learning_rate}")
-        _at_least(f"{key}.warmup_epochs", self.warmup_epochs, 0)
+        _at_least(f"{key}.warmup_epochs", self.warmup_epochs, 0, 100_000)
         if self.warmup_epochs >= self.epochs:
             raise ConfigError(f"{key}.warmup_epochs must be < {key}.epochs = {self.epochs}, got {self.warmup_epochs}")
-        _at_least(f"{key}.early_stopping_patience", self.early_stopping_patience, 0)
+        _at_least(f"{key}.early_stopping_patience", self.early_stopping_patience, 0, 100_000)
+        _at_least(f"{key}.seed", self.seed, 0, MAX_SEED)
         self.augment.validate(f"{key}.augment")
         if self.jit_compile and self.deterministic:
             raise ConfigError(
@@ -220,7 +231,7 @@ class EvaluateConfig:
     tta: Tta
 
     def validate(self, key: str) -> None:
-        _at_least(f"{key}.batch_size", self.batch_size, 1)
+        _at_least(f"{key}.batch_size", self.batch_size, 1, MAX_BATCH)
 
 
 @dataclass(frozen=True)
@@ -236,9 +247,10 @@ class VisualizeConfig:
     dpi: int
 
     def validate(self, key: str) -> None:
-        _at_least(f"{key}.num_examples", self.num_examples, 1)
-        _at_least(f"{key}.num_worst", self.num_worst, 1)
-        _at_least(f"{key}.dpi", self.dpi, 20)
+        _at_least(f"{key}.num_examples", self.num_examples, 1, 100)
+        _at_least(f"{key}.num_worst", self.num_worst, 1, 100)
+        _at_least(f"{key}.dpi", self.dpi, 20, 600)
+        _at_least(f"{key}.seed", self.seed, 0, MAX_SEED)
 
 
 @dataclass(frozen=True)
@@ -283,15 +295,47 @@ def known_datasets() -> list[str]:
     return sorted(set(tfds.list_builders(with_community_datasets=False)) | {EMBEDDED_DATASET})
 
 
+class _ParamsLoader(yaml.SafeLoader):
+    """A safe loader that reads numbers as DVC does (YAML 1.2: `2e-3` is a float, not a string) and
+    refuses a key given twice in one mapping."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        lines: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in lines:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"key {key!r} appears twice (lines {lines[key]} and {key_node.start_mark.line + 1})",
+                    key_node.start_mark,
+                )
+            lines[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+_ParamsLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read `path` with a safe YAML loader and return the validated params."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_ParamsLoader)  # noqa: S506 - a SafeLoader
     except FileNotFoundError:
         raise ConfigError(f"{path} not found") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path} is not UTF-8 text ({error.reason} at byte {error.start})") from None
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path} is not valid YAML{where}: {error.problem or error.context}") from None
     except yaml.YAMLError as error:
-        raise ConfigError(f"{path} is not valid YAML: {error}") from None
+        raise ConfigError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from None
     params = params_from_dict(raw)
     params.validate()
     return params
@@ -302,6 +346,9 @@ def params_from_dict(raw: Any) -> Params:
     return from_mapping(Params, raw)
 
 
-def _at_least(key: str, value: int, minimum: int) -> None:
+def _at_least(key: str, value: int, minimum: int, maximum: int) -> None:
+    """Refuse `value` outside [minimum, maximum]: an absurd size fails here, not when memory runs out."""
     if value < minimum:
         raise ConfigError(f"{key} must be >= {minimum}, got {value}")
+    if value > maximum:
+        raise ConfigError(f"{key} must be <= {maximum}, got {value}")

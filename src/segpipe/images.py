@@ -16,6 +16,16 @@ from segpipe.errors import DataError
 
 # Oxford-IIIT Pet trimaps: 1 pet, 2 background, 3 border; stored as classes 0, 1, 2.
 TRIMAP_CLASS_NAMES = ("pet", "background", "border")
+_ORIENTATION = 0x0112  # the EXIF tag; its values 2..8 map to these turns (as PIL's exif_transpose does)
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 def read_rgb(path: Path, upright: bool = False, max_pixels: int | None = None) -> np.ndarray:
@@ -33,12 +43,33 @@ def read_rgb(path: Path, upright: bool = False, max_pixels: int | None = None) -
         return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
 
+def read_pair(image_path: Path, mask_path: Path, max_pixels: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """An image turned upright by its EXIF orientation tag, and its mask in the same orientation.
+
+    A mask of the stored image's size was drawn on the stored pixels: it is turned the same way. A
+    mask that only fits the upright image (a 90° tag) was drawn on the upright photo: taken as it is.
+    """
+    with _opened(image_path, max_pixels, decode=False) as image:  # the header only
+        orientation = image.getexif().get(_ORIENTATION, 1)
+        stored_size = image.size
+    pixels = read_rgb(image_path, upright=True, max_pixels=max_pixels)
+    with _opened(mask_path, max_pixels) as mask:
+        turn = _TRANSPOSE.get(orientation)
+        if turn is not None and not (orientation >= 5 and mask.size == stored_size[::-1]):
+            mask = mask.transpose(turn)
+        return pixels, _mask_values(mask, mask_path)
+
+
 def read_mask(path: Path) -> np.ndarray:
     """A single-channel label image (grayscale or palette indices) as uint8 H×W×1."""
     with _opened(path) as image:
-        if image.mode not in ("L", "P", "I", "I;16"):
-            raise DataError(f"{path}: a mask must be a single-channel image, got mode {image.mode}")
-        values = np.asarray(image)
+        return _mask_values(image, path)
+
+
+def _mask_values(image: Image.Image, path: Path) -> np.ndarray:
+    if image.mode not in ("L", "P", "I", "I;16"):
+        raise DataError(f"{path}: a mask must be a single-channel image, got mode {image.mode}")
+    values = np.asarray(image)
     if values.max(initial=0) > 255:
         raise DataError(f"{path}: mask values must be below 256, found {int(values.max())}")
     return values.astype(np.uint8)[..., None]
@@ -75,7 +106,7 @@ def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
     return tf.image.resize(mask, (size, size), method="nearest").numpy().astype(np.uint8)
 
 
-def _opened(path: Path, max_pixels: int | None = None) -> Image.Image:
+def _opened(path: Path, max_pixels: int | None = None, decode: bool = True) -> Image.Image:
     try:
         image = Image.open(path)
         width, height = image.size
@@ -85,11 +116,16 @@ def _opened(path: Path, max_pixels: int | None = None) -> Image.Image:
                 f"{path}: {width}x{height} is {width * height / 1e6:.1f} megapixels, "
                 f"above the limit of {max_pixels / 1e6:g} megapixels"
             )
-        image.load()
+        if decode:
+            image.load()
+    except DataError:
+        raise
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except IsADirectoryError:
         raise DataError(f"{path}: a folder, not an image file") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as error:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise DataError(f"{path}: unreadable image ({error})") from None
+    except MemoryError:
+        raise DataError(f"{path}: too large to decode in memory") from None
     return image

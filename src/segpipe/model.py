@@ -121,6 +121,9 @@ def load_model(path: str | Path, expect: PreparedData | None = None) -> keras.Mo
                 f"{path}: refused, it holds Python code (a lambda) that Keras safe mode will not run"
             ) from None
         raise DataError(f"{path}: not a loadable Keras model ({str(error).splitlines()[0]})") from None
+    except Exception as error:  # unreadable weights, a folder, whatever else Keras raises: one line
+        first_line = (str(error).splitlines() or [""])[0]
+        raise DataError(f"{path}: not a loadable Keras model ({type(error).__name__}: {first_line})") from None
     if expect is not None:
         _check_fits(model, expect, path)
     return model

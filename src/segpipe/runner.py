@@ -9,6 +9,8 @@ from collections.abc import Callable
 from segpipe.errors import PipelineError
 
 log = logging.getLogger("segpipe")
+# tf.errors raised by TensorFlow's file layer: a disk or a path problem, not a bug to trace.
+_TF_FILE_ERRORS = {"NotFoundError", "PermissionDeniedError", "ResourceExhaustedError", "AlreadyExistsError"}
 
 
 def run_main(main: Callable[[], None]) -> None:
@@ -24,4 +26,10 @@ def run_main(main: Callable[[], None]) -> None:
         sys.exit(1)
     except OSError as error:  # a read-only or full disk, a missing folder: name the file, keep the old outputs
         log.error("cannot write or read %s: %s", error.filename or "a file", error.strerror or error)
+        sys.exit(1)
+    except Exception as error:
+        if type(error).__name__ not in _TF_FILE_ERRORS or not type(error).__module__.startswith("tensorflow"):
+            raise
+        # TensorFlow's own file layer (TFRecord writer, gfile): its message names the file.
+        log.error("cannot write or read a file: %s", str(getattr(error, "message", error)).splitlines()[0])
         sys.exit(1)

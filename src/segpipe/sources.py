@@ -187,7 +187,7 @@ def _oxford_layout(root: Path, data: DataConfig) -> tuple[PathPairs, tuple[str, 
     for split, list_name in (("train", "trainval"), ("test", "test")):
         names = _oxford_list(root / "annotations" / f"{list_name}.txt")
         paths[split] = [(root / "images" / f"{n}.jpg", root / "annotations" / "trimaps" / f"{n}.png") for n in names]
-    return paths, images.TRIMAP_CLASS_NAMES, _oxford_pair
+    return paths, images.TRIMAP_CLASS_NAMES, partial(_oxford_pair, root=root, max_pixels=data.max_image_pixels)
 
 
 def _masks_layout(root: Path, data: DataConfig) -> tuple[PathPairs, tuple[str, ...], PairLoader]:
@@ -199,7 +199,8 @@ def _masks_layout(root: Path, data: DataConfig) -> tuple[PathPairs, tuple[str, .
         "test": [pair for i, pair in enumerate(pairs) if i in test],
     }
     class_names = tuple(data.folder.class_names)
-    return paths, class_names, partial(_masks_pair, num_classes=len(class_names))
+    load = partial(_masks_pair, root=root, max_pixels=data.max_image_pixels, num_classes=len(class_names))
+    return paths, class_names, load
 
 
 LAYOUTS: dict[FolderLayout, Callable[[Path, DataConfig], tuple[PathPairs, tuple[str, ...], PairLoader]]] = {
@@ -212,12 +213,23 @@ def _trimap_pair(name: str, image: np.ndarray, trimap: np.ndarray) -> tuple[np.n
     return images.checked_pair(name, image, images.trimap_to_classes(trimap, name), len(images.TRIMAP_CLASS_NAMES))
 
 
-def _oxford_pair(image_path: Path, trimap_path: Path) -> tuple[np.ndarray, np.ndarray]:
-    return _trimap_pair(str(image_path), images.read_rgb(image_path), images.read_mask(trimap_path))
+def _oxford_pair(image_path: Path, trimap_path: Path, root: Path, max_pixels: int) -> tuple[np.ndarray, np.ndarray]:
+    image, trimap = images.read_pair(_inside(root, image_path), _inside(root, trimap_path), max_pixels)
+    return _trimap_pair(str(image_path), image, trimap)
 
 
-def _masks_pair(image_path: Path, mask_path: Path, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    return images.checked_pair(str(image_path), images.read_rgb(image_path), images.read_mask(mask_path), num_classes)
+def _masks_pair(
+    image_path: Path, mask_path: Path, root: Path, max_pixels: int, num_classes: int
+) -> tuple[np.ndarray, np.ndarray]:
+    image, mask = images.read_pair(_inside(root, image_path), _inside(root, mask_path), max_pixels)
+    return images.checked_pair(str(image_path), image, mask, num_classes)
+
+
+def _inside(root: Path, path: Path) -> Path:
+    """`path`, if it really is inside `root`: a symlink to elsewhere is refused (its pixels could end up in plots)."""
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise DataError(f"{path}: a link to {path.resolve()}, outside {root}: refused")
+    return path
 
 
 def _oxford_list(path: Path) -> list[str]:
@@ -236,12 +248,15 @@ def _masks_pairs(root: Path) -> list[tuple[Path, Path]]:
     """(image, mask) paths for every image in `images/`, sorted by name; masks are `masks/NAME.png`."""
     if not (root / "images").is_dir():
         raise DataError(f"{root}: the masks layout needs an images/ folder (and masks/)")
-    found = sorted(p for p in (root / "images").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    # Hidden files (`.DS_Store`, macOS's `._NAME.jpg`) are not images of the set; any other name is.
+    found = sorted(
+        p for p in (root / "images").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+    )
     stems = [p.stem for p in found]
     duplicates = sorted({s for s in stems if stems.count(s) > 1})
     if duplicates:
         raise DataError(f"{root / 'images'}: several images share the name {duplicates[0]!r}")
-    return [(p, root / "masks" / f"{_safe_name(p.stem, str(p))}.png") for p in found]
+    return [(p, root / "masks" / f"{p.stem}.png") for p in found]
 
 
 def _safe_name(name: str, where: str) -> str:
