@@ -85,9 +85,7 @@ def test_model_with_a_python_lambda_is_refused(tmp_path):
 def test_model_for_another_image_size_is_refused_by_evaluate(tmp_path, project_params):
     """Run the evaluate stage against prepared data of 8 px and a model built for 16 px."""
     config = ModelConfig(depth=1, base_filters=2, batch_norm=False, batch_norm_momentum=0.9, dropout=0.0)
-    params = merged(
-        project_params, {"paths": {"prepared": str(tmp_path / "prepared"), "model": str(tmp_path / "m.keras")}}
-    )
+    params = merged(project_params, {"paths": {"prepared": "prepared", "model": "m.keras"}})  # inside tmp_path
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     save_model(build_unet(16, 3, config, Normalization(scale=1.0, offset=0.0)), tmp_path / "m.keras")
     write_tiny_prepared(tmp_path / "prepared")
