@@ -113,8 +113,8 @@ def parser() -> argparse.ArgumentParser:
     report = commands.add_parser(
         "report",
         help="markdown report of params, metrics and figures against a base revision",
-        description="Write OUT/report.md: `dvc params diff` and `dvc metrics diff` against BASE as tables, "
-        "and each figure of BASE beside the workspace's.",
+        description="Write OUT/report.md: the headline scores, the params and metrics that changed against BASE, "
+        "every DVC plot with BASE and the workspace overlaid, and each figure of BASE beside the workspace's.",
     )
     report.add_argument("--base", default="main", help="git revision to compare the workspace with (default: main)")
     report.add_argument("--out", type=Path, default=Path("report"), help="folder for report.md and its images")

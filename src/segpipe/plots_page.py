@@ -7,12 +7,10 @@ own `--html-template` option.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-from segpipe.errors import PipelineError
+from segpipe.report import run_dvc
 
 TEMPLATE = """<!DOCTYPE html>
 <html>
@@ -45,12 +43,5 @@ def write_plots_page(revisions: list[str], out_dir: Path) -> Path:
         template = Path(tmp) / "template.html"
         template.write_text(offline_template())
         command = ["plots", "diff", *revisions] if revisions else ["plots", "show"]
-        result = subprocess.run(
-            [sys.executable, "-m", "dvc", *command, "--html-template", str(template), "-o", str(out_dir)],
-            capture_output=True,
-            text=True,
-        )
-    if result.returncode:
-        last = (result.stderr.strip().splitlines() or ["no message"])[-1]
-        raise PipelineError(f"dvc {' '.join(command)} failed: {last}")
+        run_dvc(*command, "--html-template", str(template), "-o", str(out_dir))
     return out_dir / "index.html"

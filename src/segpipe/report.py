@@ -57,7 +57,7 @@ def headline(base: str, metrics_path: Path) -> list[str]:
 def plots_section(base: str, images: Path) -> list[str]:
     """Every plot of `dvc plots diff`: Vega-Lite specs rendered to PNG, then the image galleries."""
     with tempfile.TemporaryDirectory(prefix="plots-") as tmp:
-        plots = json.loads(_dvc("plots", "diff", base, "--json", "-o", tmp) or "{}").get("data", {})
+        plots = json.loads(run_dvc("plots", "diff", base, "--json", "-o", tmp) or "{}").get("data", {})
         lines = ["## Plots", ""]
         galleries = ["## Figures", ""]
         for name, entries in plots.items():
@@ -102,9 +102,9 @@ def _gallery(name: str, entries: list[dict], base: str, images: Path) -> list[st
 
 def _diff_table(kind: str, base: str) -> str:
     """`dvc params|metrics diff` against `base` as a markdown table, or "" when nothing changed."""
-    if not json.loads(_dvc(kind, "diff", base, "--json") or "{}"):
+    if not json.loads(run_dvc(kind, "diff", base, "--json") or "{}"):
         return ""
-    return _dvc(kind, "diff", base, "--md", *(["--precision", "4"] if kind == "metrics" else []))
+    return run_dvc(kind, "diff", base, "--md", *(["--precision", "4"] if kind == "metrics" else []))
 
 
 def _title(entry: dict, fallback: str) -> str:
@@ -118,7 +118,8 @@ def _check_revision(base: str) -> None:
         raise PipelineError(f"--base {base!r} is not a git revision of this repository")
 
 
-def _dvc(*args: str) -> str:
+def run_dvc(*args: str) -> str:
+    """`dvc ARGS` of this environment's DVC; its output, or its last error line as a `PipelineError`."""
     # DVC of this interpreter's environment, whether or not it is on PATH.
     result = subprocess.run([sys.executable, "-m", "dvc", *args], capture_output=True, text=True)
     if result.returncode:
