@@ -2,10 +2,9 @@
 
 Both train and evaluate through the pipeline's own code (folder source, TFRecords, tf.data,
 `train_model`, `confusion_on`) on a dataset in the Oxford layout, at the same image size.
-Prints one markdown table. `--input-only` measures the training input pipeline alone.
+Prints one markdown table (benchmarks/speed.py measures the input pipeline and the speed switches).
 
     python benchmarks/recipes.py                         # the shared sample, 128 px
-    python benchmarks/recipes.py --input-only            # input pipeline images/s
     python benchmarks/recipes.py --quick --folder DIR    # smoke version (tests)
 """
 
@@ -28,7 +27,7 @@ from segpipe.inference import keras_predictor
 from segpipe.metrics import segmentation_scores
 from segpipe.preparation import prepare_dataset
 from segpipe.prepared import SPLITS, PreparedData
-from segpipe.training import configure_runtime, train_model, training_dataset
+from segpipe.training import configure_runtime, train_model
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_SAMPLE = ROOT.parent / "shared" / "data" / "oxford_iiit_pet_sample"
@@ -49,7 +48,7 @@ def reference_train(default: TrainConfig, epochs: int) -> TrainConfig:
         loss="cross_entropy",
         early_stopping_patience=0,
         augment=AugmentConfig(flip=True, min_scale=1.0, jitter=0.0),
-        mixed_precision=False,
+        mixed_precision="off",
         jit_compile=False,
         distribute="none",
     )
@@ -105,18 +104,6 @@ def run_recipe(name: str, prepared: PreparedData, model_config: ModelConfig, tra
     }
 
 
-def input_pipeline_rate(prepared: PreparedData, train: TrainConfig, seconds: float) -> float:
-    """Images/s the training input pipeline delivers on its own (after its cache is warm)."""
-    dataset = training_dataset(prepared, train).repeat()
-    batches = iter(dataset)
-    for _ in range(prepared.steps_per_epoch(train.batch_size) + 1):
-        next(batches)
-    images, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        images += int(next(batches)[0].shape[0])
-    return images / (time.perf_counter() - started)
-
-
 def table(rows: list[dict], peak: float, class_names: tuple[str, ...]) -> str:
     header = [
         "recipe",
@@ -164,8 +151,6 @@ def main() -> None:
     parser.add_argument("--params", type=Path, default=ROOT / "params.yaml", help="the default recipe's params")
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--quick", action="store_true", help="smoke run: 32 px, one epoch each")
-    parser.add_argument("--input-only", action="store_true", help="measure the input pipeline alone")
-    parser.add_argument("--seconds", type=float, default=10.0, help="--input-only: how long to measure")
     parser.add_argument("--default-only", action="store_true", help="train only the default recipe (for tuning it)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -179,13 +164,6 @@ def main() -> None:
         total = sum(prepared.count(split) for split in SPLITS)
         rate = total / (time.perf_counter() - started)
         print(f"prepared {total} images from {args.folder} at {image_size} px: {rate:.0f} images/s")
-        if args.input_only:
-            rate = input_pipeline_rate(prepared, params.train, 1.0 if args.quick else args.seconds)
-            print(
-                f"input pipeline (in-memory split, shuffled index batches of {params.train.batch_size}, "
-                f"flip/zoom/jitter, prefetch): {rate:.0f} images/s"
-            )
-            return
         epochs = 1 if args.quick else None
         default_train = dataclasses.replace(
             params.train,

@@ -33,9 +33,17 @@ def test_quick_benchmark_prints_both_recipes_and_the_comparison(tmp_path):
     assert "fp32 matmul peak:" in out
 
 
-def test_input_only_mode_reports_images_per_second(tmp_path):
-    out = run_benchmark("--quick", "--input-only", "--folder", str(pets(tmp_path)))
-    assert "input pipeline (in-memory split, shuffled index batches" in out and "images/s" in out
+def test_quick_speed_benchmark_compares_workers_input_pipelines_and_training_switches(tmp_path):
+    out = run_benchmark_script("benchmarks/speed.py", "--quick", "--folder", str(pets(tmp_path)))
+    assert "prepare speed-up (best of 1): x" in out and "shards and manifest identical" in out
+    assert "streamed / in memory: x" in out
+    for variant in (
+        "default",
+        "deterministic: false",
+        "deterministic: false, jit_compile: true",
+        "mixed_precision: bfloat16",
+    ):
+        assert f"| {variant} | 1 |" in out
 
 
 def test_quick_inference_benchmark_prints_tta_and_every_format(tmp_path):

@@ -10,6 +10,7 @@ from segpipe.config import (
     FolderLayout,
     LossName,
     LrSchedule,
+    MixedPrecision,
     TfliteQuantization,
     load_params,
     params_from_dict,
@@ -18,7 +19,7 @@ from segpipe.errors import ConfigError
 from segpipe.export import QUANTIZATIONS
 from segpipe.losses import LOSSES
 from segpipe.sources import LAYOUTS
-from segpipe.training import LR_SCHEDULES, STRATEGIES
+from segpipe.training import LR_SCHEDULES, PRECISION_POLICIES, STRATEGIES
 from segpipe.typed import choices
 from tests.helpers import ROOT, merged
 
@@ -61,6 +62,11 @@ def test_project_params_load_with_their_documented_values():
         ({"train": {"learning_rate": True}}, "train.learning_rate must be float, got True (bool)"),
         ({"train": {"loss": "dice"}}, "train.loss must be one of cross_entropy, cross_entropy_dice, got 'dice'"),
         ({"evaluate": {"tta": "rotate"}}, "evaluate.tta must be one of none, flip, got 'rotate'"),
+        (
+            {"train": {"mixed_precision": "half"}},
+            "train.mixed_precision must be one of off, float16, bfloat16, auto, got 'half'",
+        ),
+        ({"train": {"in_memory_max_mb": -1}}, "train.in_memory_max_mb must be in [0, 1e9], got -1.0"),
         (
             {"export": {"tflite_quantization": "int4"}},
             "export.tflite_quantization must be one of none, float16, dynamic_range, got 'int4'",
@@ -131,6 +137,18 @@ def test_numbers_are_read_as_dvc_reads_them(tmp_path):
     assert load_params(path).train.learning_rate == 0.002
 
 
+def test_off_is_a_word_not_a_boolean_as_dvc_reads_it(tmp_path):
+    path = project_text_with('mixed_precision: "off"', "mixed_precision: off", tmp_path)
+    assert load_params(path).train.mixed_precision == "off"
+
+
+def test_yaml_1_1_booleans_are_refused_where_a_boolean_is_expected(tmp_path):
+    path = project_text_with("deterministic: true", "deterministic: yes", tmp_path)
+    with pytest.raises(ConfigError) as error:
+        load_params(path)
+    assert str(error.value) == "train.deterministic must be bool, got 'yes' (str)"
+
+
 def test_a_key_given_twice_is_refused_naming_both_lines(tmp_path):
     text = (ROOT / "params.yaml").read_text()
     first = text.splitlines().index(next(line for line in text.splitlines() if line.startswith("  epochs:"))) + 1
@@ -164,8 +182,16 @@ def test_integer_is_accepted_where_a_float_is_expected(project_params):
         (STRATEGIES, Distribute),
         (LAYOUTS, FolderLayout),
         (QUANTIZATIONS, TfliteQuantization),
+        (PRECISION_POLICIES, MixedPrecision),
     ],
-    ids=["train.loss", "train.lr_schedule", "train.distribute", "data.folder.layout", "export.tflite_quantization"],
+    ids=[
+        "train.loss",
+        "train.lr_schedule",
+        "train.distribute",
+        "data.folder.layout",
+        "export.tflite_quantization",
+        "train.mixed_precision",
+    ],
 )
 def test_every_allowed_choice_has_exactly_one_implementation(registry, choice):
     assert sorted(registry) == sorted(choices(choice))

@@ -70,12 +70,12 @@ def test_a_folder_not_written_by_the_pipeline_is_never_replaced(tmp_path):
 def test_the_fingerprint_changes_with_the_prepared_bytes_not_only_the_manifest(tmp_path):
     prepared = write_tiny_prepared(tmp_path / "prepared", per_split=2)
     params = params_with(TINY)
-    before = run_fingerprint(prepared, params.model, params.train)
+    before = run_fingerprint(prepared, params.model, params.train, "float32")
     shard = prepared.shard_paths("train")[0]
     data = bytearray(shard.read_bytes())
     data[60] ^= 0x01  # one pixel, same names and counts
     shard.write_bytes(bytes(data))
-    assert run_fingerprint(prepared, params.model, params.train) != before
+    assert run_fingerprint(prepared, params.model, params.train, "float32") != before
 
 
 def fake_backup(folder, fingerprint="run", epoch=2, weights=b"weights"):

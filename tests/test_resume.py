@@ -39,11 +39,21 @@ def copy_project(source, target):
     return target
 
 
-def test_killed_run_resumes_to_the_same_weights_and_metrics(prepared_project, tmp_path):
-    straight = copy_project(prepared_project, tmp_path / "straight")
-    stage(straight, "train")
+def with_memory_budget(project, megabytes: float):
+    """`project` with `train.in_memory_max_mb` set (its 22 train examples take 0.09 MB)."""
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["train"]["in_memory_max_mb"] = megabytes
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    return project
 
-    resumed = copy_project(prepared_project, tmp_path / "resumed")
+
+@pytest.mark.parametrize("megabytes", [2048, 0.02], ids=["in-memory", "streamed"])
+def test_killed_run_resumes_to_the_same_weights_and_metrics(prepared_project, tmp_path, megabytes):
+    straight = with_memory_budget(copy_project(prepared_project, tmp_path / "straight"), megabytes)
+    log = stage(straight, "train").stderr
+    assert ("streaming the train split" in log) == (megabytes < 1)
+
+    resumed = with_memory_budget(copy_project(prepared_project, tmp_path / "resumed"), megabytes)
     stamp = resumed / "models" / ".backup" / "run.json"  # written last: an epoch's backup is complete
     run = start_script("stages/train.py", resumed)
     deadline = time.monotonic() + 300

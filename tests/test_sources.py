@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -113,6 +114,34 @@ def test_skip_mode_skips_bad_examples_and_records_them(tmp_path, project_params)
     prepared = prepare_dataset(data_config(project_params, **folder(root), on_bad_example="skip"), tmp_path / "out")
     assert prepared.count("test") == 1
     assert [entry["name"] for entry in prepared.skipped["test"]] == ["dog_1.jpg"]
+
+
+def folder_bytes(folder: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+
+
+def test_prepared_bytes_are_the_same_with_one_worker_or_several(tmp_path, project_params):
+    train = {f"cat_{i}": mode for i, mode in enumerate(["RGB", "RGBA", "L", "P", "CMYK"] * 3)}
+    root = write_oxford_folder(tmp_path / "pets", train=train, test={"dog_1": "RGB", "dog_2": "P"})
+    config = data_config(project_params, **folder(root), shard_size=4)
+    prepare_dataset(config, tmp_path / "one", workers=1)
+    prepare_dataset(config, tmp_path / "three", workers=3)
+    assert folder_bytes(tmp_path / "one") == folder_bytes(tmp_path / "three")
+
+
+def test_with_several_workers_the_first_bad_example_in_order_is_reported(tmp_path, project_params):
+    train = {f"cat_{i}": "RGB" for i in range(20)}
+    root = write_oxford_folder(tmp_path / "pets", train=train, test={"dog_1": "RGB"})
+    for name in ("cat_3", "cat_9"):
+        (root / f"images/{name}.jpg").write_bytes(b"not an image at all")
+    config = data_config(project_params, **folder(root), val_fraction=0.5, on_bad_example="skip")
+    prepared = prepare_dataset(config, tmp_path / "out", workers=4)
+    skipped = [entry["name"] for split in ("train", "val") for entry in prepared.skipped[split]]
+    assert sorted(skipped) == ["cat_3.jpg", "cat_9.jpg"]
+    with pytest.raises(DataError) as error:
+        prepare_dataset(data_config(project_params, **folder(root)), tmp_path / "failed", workers=4)
+    image = root / "images" / "cat_3.jpg"
+    assert str(error.value) == f"{image}: unreadable image (cannot identify image file {str(image)!r})"
 
 
 def test_entry_names_that_leave_the_folder_are_refused(tmp_path, project_params):

@@ -28,6 +28,7 @@ OnBadExample = Literal["error", "skip"]
 LossName = Literal["cross_entropy", "cross_entropy_dice"]
 LrSchedule = Literal["constant", "cosine"]
 Distribute = Literal["auto", "none", "mirrored"]
+MixedPrecision = Literal["off", "float16", "bfloat16", "auto"]
 TfliteQuantization = Literal["none", "float16", "dynamic_range"]
 Tta = Literal["none", "flip"]
 
@@ -203,9 +204,10 @@ class TrainConfig:
     augment: AugmentConfig
     seed: int
     deterministic: bool
-    mixed_precision: bool
+    mixed_precision: MixedPrecision
     jit_compile: bool
     distribute: Distribute
+    in_memory_max_mb: float
 
     def validate(self, key: str) -> None:
         _at_least(f"{key}.epochs", self.epochs, 1, 100_000)
@@ -218,6 +220,8 @@ class TrainConfig:
         _at_least(f"{key}.early_stopping_patience", self.early_stopping_patience, 0, 100_000)
         _at_least(f"{key}.seed", self.seed, 0, MAX_SEED)
         self.augment.validate(f"{key}.augment")
+        if not 0 <= self.in_memory_max_mb <= 1e9:
+            raise ConfigError(f"{key}.in_memory_max_mb must be in [0, 1e9], got {self.in_memory_max_mb}")
         if self.jit_compile and self.deterministic:
             raise ConfigError(
                 f"{key}.jit_compile has no effect while {key}.deterministic is true "
@@ -314,6 +318,15 @@ class _ParamsLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+# YAML 1.2 booleans, as DVC reads them: only true/false. YAML 1.1's on/off/yes/no stay strings, so
+# `mixed_precision: off` is the choice "off" here too, not a boolean.
+_ParamsLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_ParamsLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 _ParamsLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import keras
@@ -43,8 +45,33 @@ def upsample_block(x, skip, filters: int, config: ModelConfig):
     return conv_block(x, filters, config)
 
 
-def build_unet(image_size: int, num_classes: int, config: ModelConfig, normalization: Normalization) -> keras.Model:
-    """U-Net taking uint8-range RGB images and returning per-pixel float32 logits."""
+def build_unet(
+    image_size: int,
+    num_classes: int,
+    config: ModelConfig,
+    normalization: Normalization,
+    dtype_policy: str = "float32",
+) -> keras.Model:
+    """U-Net taking uint8-range RGB images and returning per-pixel float32 logits.
+
+    Its layers compute under `dtype_policy` (e.g. "mixed_bfloat16"), all but the logits layer.
+    """
+    with _layer_dtype_policy(dtype_policy):
+        return _unet(image_size, num_classes, config, normalization)
+
+
+@contextlib.contextmanager
+def _layer_dtype_policy(name: str) -> Iterator[None]:
+    """Layers created inside take the dtype policy `name` (Keras reads its global policy when a layer is made)."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _unet(image_size: int, num_classes: int, config: ModelConfig, normalization: Normalization) -> keras.Model:
     inputs = keras.Input((image_size, image_size, 3), name="image")
     x = layers.Rescaling(normalization.scale, normalization.offset)(inputs)
     skips = []

@@ -87,6 +87,15 @@ class PreparedData:
     def count(self, split: SplitName) -> int:
         return self.split(split).examples
 
+    @property
+    def example_bytes(self) -> int:
+        """Bytes of one example's pixels in memory: the uint8 image and its mask."""
+        return self.image_size**2 * 4
+
+    def megabytes(self, split: SplitName) -> float:
+        """The split's pixels in memory, in MB (2**20 bytes)."""
+        return self.count(split) * self.example_bytes / 2**20
+
     def steps_per_epoch(self, batch_size: int) -> int:
         """Batches in one pass over the train split (the last one may be smaller)."""
         return math.ceil(self.count("train") / batch_size)

@@ -65,6 +65,14 @@ def read_records(paths: list[Path]) -> tf.data.Dataset:
     return tf.data.TFRecordDataset([str(path) for path in paths], num_parallel_reads=tf.data.AUTOTUNE)
 
 
+def interleaved_records(files: tf.Tensor, cycle_length: int) -> tf.data.Dataset:
+    """The serialized examples of `files` (a string tensor), one record from each of `cycle_length`
+    files in turn: the same order on every machine, whatever its number of cores."""
+    return tf.data.Dataset.from_tensor_slices(files).interleave(
+        tf.data.TFRecordDataset, cycle_length=cycle_length, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    )
+
+
 def checked_record_count(path: Path, image_size: int) -> int:
     """Records in one shard, read through (every CRC checked), its first example's size checked."""
     if not path.is_file():

@@ -15,10 +15,10 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from segpipe import augment, losses, training_log
+from segpipe import augment, losses, tfrecords, training_log
 from segpipe import model as model_module
 from segpipe.augment import augment_batch
-from segpipe.config import Distribute, LrSchedule, ModelConfig, TrainConfig
+from segpipe.config import Distribute, LrSchedule, MixedPrecision, ModelConfig, TrainConfig
 from segpipe.errors import PipelineError
 from segpipe.losses import loss_for
 from segpipe.model import build_unet
@@ -28,18 +28,47 @@ log = logging.getLogger(__name__)
 
 
 def configure_runtime(train: TrainConfig) -> str:
-    """Seed everything, set determinism and precision; return the device training will use."""
+    """Seed everything and set determinism; return the device training will use."""
     keras.utils.set_random_seed(train.seed)
     if train.deterministic:
         tf.config.experimental.enable_op_determinism()
     gpus = tf.config.list_physical_devices("GPU")
-    if train.mixed_precision and gpus:
-        keras.mixed_precision.set_global_policy("mixed_float16")
-    elif train.mixed_precision:
-        log.warning("train.mixed_precision is on but no GPU is visible: training in float32")
     device = f"GPU ({len(gpus)} visible)" if gpus else "CPU"
     log.info("training on %s", device)
     return device
+
+
+# Keras dtype policies: "mixed" ones compute in the named type and keep weights in float32.
+PRECISION_POLICIES: dict[MixedPrecision, str] = {
+    "off": "float32",
+    "float16": "mixed_float16",
+    "bfloat16": "mixed_bfloat16",
+    "auto": "",  # resolved per machine by native_mixed_precision()
+}
+
+
+def precision_policy(choice: MixedPrecision) -> str:
+    """The Keras dtype policy `train.mixed_precision` stands for on this machine."""
+    return PRECISION_POLICIES[native_mixed_precision() if choice == "auto" else choice]
+
+
+def native_mixed_precision() -> MixedPrecision:
+    """float16 on a GPU with fast float16 (compute capability 7.0+), bfloat16 on a CPU with native
+    bfloat16 instructions, otherwise off (emulated half precision is slower than float32)."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability") or (0, 0)
+        return "float16" if tuple(capability) >= (7, 0) else "off"
+    return "bfloat16" if cpu_has_native_bfloat16() else "off"
+
+
+def cpu_has_native_bfloat16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether the CPU flags (Linux) include AVX512_BF16 or AMX-BF16 (x86) or BF16 (Arm)."""
+    try:
+        flags = set(cpuinfo.read_text().split())
+    except OSError:
+        return False
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
 
 
 def _cluster_or_local_gpus() -> tf.distribute.Strategy:
@@ -67,25 +96,78 @@ def distribution_strategy(kind: Distribute) -> tf.distribute.Strategy:
     return STRATEGIES[kind]()
 
 
+STREAMED_SHARDS = 4  # shards read at once when streaming: their examples mix before the window shuffle
+
+
 def training_dataset(prepared: PreparedData, train: TrainConfig, start_epoch: int = 0) -> tf.data.Dataset:
     """Endless augmented batches, epoch after epoch, starting at `start_epoch`.
 
-    The train split is held in memory; what is shuffled and seeded is a stream of example indices
-    and augmentation seeds fixed by `train.seed`. Epoch k therefore sees the same batches whether
-    training started at epoch 0 or resumed at k, and skipping to k costs no image work.
+    Every batch and its augmentation seed are fixed by `train.seed` and the epoch, so epoch k sees
+    the same batches whether training started at epoch 0 or resumed at k. A train split of up to
+    `train.in_memory_max_mb` is held in memory; a larger one is streamed from its shards.
+    """
+    steps = prepared.steps_per_epoch(train.batch_size)
+    if prepared.megabytes("train") <= train.in_memory_max_mb:
+        batches = _in_memory_batches(prepared, train, start_epoch)
+    else:
+        log.info(
+            "streaming the train split from its shards (%.3g MB > train.in_memory_max_mb = %g)",
+            prepared.megabytes("train"),
+            train.in_memory_max_mb,
+        )
+        batches = _streamed_batches(prepared, train, start_epoch)
+    seeds = tf.data.Dataset.random(seed=train.seed).skip(start_epoch * steps)
+
+    def augmented(batch: tuple[tf.Tensor, tf.Tensor], seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        return augment_batch(*batch, seed, train.augment)
+
+    return (
+        tf.data.Dataset.zip(batches, seeds)
+        .map(augmented, num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def _in_memory_batches(prepared: PreparedData, train: TrainConfig, start_epoch: int) -> tf.data.Dataset:
+    """Batches gathered from the split held in memory by a seeded stream of shuffled indices.
+
+    Skipping to `start_epoch` only skips indices, so it costs no image work.
     """
     images, masks = prepared.arrays("train")
     with tf.device("/cpu:0"):
         images, masks = tf.Variable(images, trainable=False), tf.Variable(masks, trainable=False)
     count = int(images.shape[0])
     order = tf.data.Dataset.range(count).shuffle(count, seed=train.seed, reshuffle_each_iteration=True)
-    batches = tf.data.Dataset.zip(order.batch(train.batch_size).repeat(), tf.data.Dataset.random(seed=train.seed))
-    batches = batches.skip(start_epoch * prepared.steps_per_epoch(train.batch_size))
+    indices = order.batch(train.batch_size).repeat().skip(start_epoch * prepared.steps_per_epoch(train.batch_size))
+    return indices.map(lambda batch: (tf.gather(images, batch), tf.gather(masks, batch)))
 
-    def load(indices: tf.Tensor, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        return augment_batch(tf.gather(images, indices), tf.gather(masks, indices), seed, train.augment)
 
-    return batches.map(load, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+def _streamed_batches(prepared: PreparedData, train: TrainConfig, start_epoch: int) -> tf.data.Dataset:
+    """Batches read from the shards. Epoch e reads them in an order drawn from (train.seed, e),
+    STREAMED_SHARDS at a time, and shuffles each window of `train.in_memory_max_mb` of examples
+    with a seed drawn from (train.seed, e, window).
+
+    Every draw is stateless, so epoch e is the same whether the run started at 0 or resumed at e.
+    """
+    shards = tf.constant([str(path) for path in prepared.shard_paths("train")])
+    window = max(1, int(train.in_memory_max_mb * 2**20 // prepared.example_bytes))
+    size = prepared.image_size
+
+    def epoch(number: tf.Tensor) -> tf.data.Dataset:
+        seed = tf.stack([tf.constant(train.seed, tf.int64), number])
+        order = tf.random.experimental.stateless_shuffle(shards, seed=seed)
+        records = tfrecords.interleaved_records(order, min(STREAMED_SHARDS, len(prepared.shard_paths("train"))))
+
+        def shuffled(index: tf.Tensor, records: tf.Tensor) -> tf.Tensor:
+            return tf.random.experimental.stateless_shuffle(
+                records, tf.random.experimental.stateless_fold_in(seed, index)
+            )
+
+        examples = records.batch(window).enumerate().map(shuffled).unbatch()
+        parse = lambda record: tfrecords.parse_example(record, size)  # noqa: E731
+        return examples.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(train.batch_size)
+
+    return tf.data.Dataset.range(start_epoch, 2**62).flat_map(epoch)
 
 
 def _constant_rate(train: TrainConfig, steps_per_epoch: int) -> float:
@@ -110,9 +192,14 @@ LR_SCHEDULES: dict[
 }
 
 
-def compile_model(model: keras.Model, num_classes: int, train: TrainConfig, steps_per_epoch: int) -> None:
+def compile_model(
+    model: keras.Model, num_classes: int, train: TrainConfig, steps_per_epoch: int, dtype_policy: str = "float32"
+) -> None:
+    optimizer = keras.optimizers.Adam(LR_SCHEDULES[train.lr_schedule](train, steps_per_epoch))
+    if dtype_policy == "mixed_float16":  # float16 gradients underflow without loss scaling
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     model.compile(
-        optimizer=keras.optimizers.Adam(LR_SCHEDULES[train.lr_schedule](train, steps_per_epoch)),
+        optimizer=optimizer,
         loss=loss_for(train.loss),
         metrics=[  # named as training_log.EPOCH_METRICS
             keras.metrics.SparseCategoricalAccuracy(name="pixel_accuracy"),
@@ -161,11 +248,17 @@ def train_model(
     """
     steps_per_epoch = prepared.steps_per_epoch(train.batch_size)
     strategy = distribution_strategy(train.distribute)
+    policy = precision_policy(train.mixed_precision)
     with strategy.scope():
-        model = build_unet(prepared.image_size, prepared.num_classes, model_config, prepared.normalization)
-        compile_model(model, prepared.num_classes, train, steps_per_epoch)
-    log.info("U-Net with %d parameters, %d replica(s)", model.count_params(), strategy.num_replicas_in_sync)
-    fingerprint = run_fingerprint(prepared, model_config, train)
+        model = build_unet(prepared.image_size, prepared.num_classes, model_config, prepared.normalization, policy)
+        compile_model(model, prepared.num_classes, train, steps_per_epoch, policy)
+    log.info(
+        "U-Net with %d parameters, %d replica(s), dtype policy %s",
+        model.count_params(),
+        strategy.num_replicas_in_sync,
+        policy,
+    )
+    fingerprint = run_fingerprint(prepared, model_config, train, policy)
     exact = model_config.dropout == 0 and train.early_stopping_patience == 0
     start_epoch = resume_epoch(backup_dir, fingerprint, exact) if backup_dir else 0
     guard = DivergenceGuard()
@@ -198,21 +291,35 @@ def train_model(
             f"training diverged in epoch {epoch} (loss {loss:g}): no model saved; "
             f"lower train.learning_rate (now {train.learning_rate:g})"
         )
+    if policy != "float32":  # evaluation and serving compute in float32, with the trained (float32) weights
+        model = float32_twin(model, prepared, model_config)
     return model, history.history
 
 
-def run_fingerprint(prepared: PreparedData, model_config: ModelConfig, train: TrainConfig) -> str:
+def float32_twin(model: keras.Model, prepared: PreparedData, model_config: ModelConfig) -> keras.Model:
+    """The same U-Net computing in float32, holding `model`'s weights (kept in float32 by any policy)."""
+    twin = build_unet(prepared.image_size, prepared.num_classes, model_config, prepared.normalization)
+    twin.set_weights(model.get_weights())
+    return twin
+
+
+def run_fingerprint(prepared: PreparedData, model_config: ModelConfig, train: TrainConfig, dtype_policy: str) -> str:
     """A digest of everything that shapes a training run: the prepared data's description and bytes,
     the params and the code that defines the model, the loss, augmentation and the training step.
     A backup is resumed only by the run with the same digest."""
     digest = hashlib.sha256()
     manifest = dataclasses.asdict(dataclasses.replace(prepared, folder=Path(".")))
-    settings = {"manifest": manifest, "model": dataclasses.asdict(model_config), "train": dataclasses.asdict(train)}
+    settings = {
+        "manifest": manifest,
+        "model": dataclasses.asdict(model_config),
+        "train": dataclasses.asdict(train),
+        "dtype_policy": dtype_policy,  # what train.mixed_precision: auto resolved to on this machine
+    }
     digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
     for name in SPLITS:
         for shard in prepared.shard_paths(name):
             digest.update(shard.read_bytes())
-    for module in (augment, losses, model_module, sys.modules[__name__]):
+    for module in (augment, losses, model_module, tfrecords, sys.modules[__name__]):
         digest.update(Path(module.__file__).read_bytes())
     return digest.hexdigest()
 

@@ -1,0 +1,75 @@
+"""train.mixed_precision: each choice is a Keras dtype policy; weights, logits and loss stay float32,
+and the trained model computes in float32 for evaluation and serving."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import numpy as np
+import pytest
+
+from segpipe.config import params_from_dict
+from segpipe.model import build_unet
+from segpipe.prepared import Normalization
+from segpipe.training import compile_model, cpu_has_native_bfloat16, precision_policy, train_model
+from tests.helpers import TINY, merged, write_tiny_prepared
+
+NORMALIZATION = Normalization(scale=1 / 255, offset=0.0)
+
+
+@pytest.fixture
+def tiny(project_params):
+    return params_from_dict(merged(project_params, TINY))
+
+
+@pytest.mark.parametrize(
+    ("flags", "native"),
+    [
+        ("fpu avx2 avx512f avx512_bf16", True),
+        ("fpu avx2 amx_bf16 amx_tile", True),
+        ("fp asimd bf16 i8mm", True),  # Arm's Features line
+        ("fpu avx2 avx512f avx512_vnni", False),
+    ],
+)
+def test_native_bfloat16_is_read_from_the_cpu_flags(tmp_path, flags, native):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+    assert cpu_has_native_bfloat16(cpuinfo) is native
+
+
+def test_a_machine_without_cpu_flags_has_no_native_bfloat16(tmp_path):
+    assert cpu_has_native_bfloat16(tmp_path / "absent") is False
+
+
+def test_each_explicit_choice_names_its_keras_policy():
+    assert [precision_policy(choice) for choice in ("off", "float16", "bfloat16")] == [
+        "float32",
+        "mixed_float16",
+        "mixed_bfloat16",
+    ]
+
+
+def test_a_bfloat16_unet_computes_in_bfloat16_with_float32_weights_and_logits(tiny):
+    model = build_unet(16, 3, tiny.model, NORMALIZATION, "mixed_bfloat16")
+    convolutions = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert {layer.compute_dtype for layer in convolutions[:-1]} == {"bfloat16"}
+    assert convolutions[-1].name == "logits" and convolutions[-1].compute_dtype == "float32"
+    assert {weight.dtype for weight in model.weights} == {"float32"}
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is left as it was
+
+
+def test_float16_is_trained_with_loss_scaling(tiny):
+    model = build_unet(16, 3, tiny.model, NORMALIZATION, "mixed_float16")
+    compile_model(model, 3, tiny.train, steps_per_epoch=2, dtype_policy="mixed_float16")
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+
+
+@pytest.mark.slow
+def test_a_model_trained_in_bfloat16_is_returned_computing_in_float32(tmp_path, tiny):
+    prepared = write_tiny_prepared(tmp_path / "prepared", per_split=8)
+    train = dataclasses.replace(tiny.train, mixed_precision="bfloat16", batch_size=4)
+    model, history = train_model(prepared, tiny.model, train)
+    assert np.isfinite(history["loss"][0])
+    assert {layer.compute_dtype for layer in model.layers if layer.weights} == {"float32"}
+    assert model.output_shape == (None, 8, 8, 3)
