@@ -31,9 +31,10 @@ from segpipe.config import Params, TrainConfig, load_params
 from segpipe.evaluation import confusion_on
 from segpipe.inference import keras_predictor
 from segpipe.metrics import segmentation_scores
+from segpipe.precision import precision_policy
 from segpipe.preparation import prepare_dataset, usable_cores
 from segpipe.prepared import SPLITS, PreparedData, open_prepared
-from segpipe.training import configure_runtime, precision_policy, train_model, training_dataset
+from segpipe.training import configure_runtime, train_model, training_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 

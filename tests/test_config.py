@@ -15,11 +15,13 @@ from segpipe.config import (
     load_params,
     params_from_dict,
 )
+from segpipe.distribution import STRATEGIES
 from segpipe.errors import ConfigError
 from segpipe.export import QUANTIZATIONS
 from segpipe.losses import LOSSES
+from segpipe.precision import PRECISION_POLICIES
 from segpipe.sources import LAYOUTS
-from segpipe.training import LR_SCHEDULES, PRECISION_POLICIES, STRATEGIES
+from segpipe.training import LR_SCHEDULES
 from segpipe.typed import choices
 from tests.helpers import ROOT, merged
 

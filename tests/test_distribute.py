@@ -19,7 +19,8 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 from segpipe.config import params_from_dict
 from segpipe.model import build_unet
 from segpipe.prepared import Normalization
-from segpipe.training import compile_model, distribution_strategy
+from segpipe.distribution import distribution_strategy
+from segpipe.training import compile_model
 
 raw = yaml.safe_load(open(sys.argv[1]))
 raw["model"].update(depth=1, base_filters=4)

@@ -1,10 +1,13 @@
-"""The Dice term: zero for a perfect prediction, and added on top of cross-entropy."""
+"""The Dice term: zero for a perfect prediction, and added on top of cross-entropy; scaled for several replicas."""
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from segpipe.losses import cross_entropy_dice_loss, soft_dice_loss
 
@@ -32,3 +35,14 @@ def test_combined_loss_is_cross_entropy_plus_dice():
     cross_entropy = float(keras.losses.SparseCategoricalCrossentropy(from_logits=True)(masks, logits))
     expected = cross_entropy + float(soft_dice_loss(masks, logits))
     assert float(cross_entropy_dice_loss(masks, logits)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_under_two_replicas_the_combined_loss_is_half_each_replicas_batch_loss(monkeypatch):
+    """Keras sums the replicas' gradients (and logs the loss times the replicas), so a loss that is already one
+    number per batch must come divided by their count, as Keras divides per-example losses itself."""
+    rng = np.random.default_rng(2)
+    masks = rng.integers(0, 3, size=(2, 4, 4, 1))
+    logits = rng.normal(size=(2, 4, 4, 3)).astype(np.float32)
+    alone = float(cross_entropy_dice_loss(masks, logits))
+    monkeypatch.setattr(tf.distribute, "get_strategy", lambda: SimpleNamespace(num_replicas_in_sync=2))
+    assert float(cross_entropy_dice_loss(masks, logits)) == pytest.approx(alone / 2, rel=1e-6)

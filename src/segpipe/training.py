@@ -7,7 +7,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -18,10 +17,17 @@ import tensorflow as tf
 from segpipe import augment, losses, tfrecords, training_log
 from segpipe import model as model_module
 from segpipe.augment import augment_batch
-from segpipe.config import Distribute, LrSchedule, MixedPrecision, ModelConfig, TrainConfig
+from segpipe.config import LrSchedule, ModelConfig, TrainConfig
+from segpipe.distribution import (
+    build_from_specs,
+    check_every_replica_gets_examples,
+    distribution_strategy,
+    sharded_by_data,
+)
 from segpipe.errors import PipelineError
 from segpipe.losses import loss_for
 from segpipe.model import build_unet
+from segpipe.precision import precision_policy
 from segpipe.prepared import SPLITS, PreparedData
 
 log = logging.getLogger(__name__)
@@ -36,64 +42,6 @@ def configure_runtime(train: TrainConfig) -> str:
     device = f"GPU ({len(gpus)} visible)" if gpus else "CPU"
     log.info("training on %s", device)
     return device
-
-
-# Keras dtype policies: "mixed" ones compute in the named type and keep weights in float32.
-PRECISION_POLICIES: dict[MixedPrecision, str] = {
-    "off": "float32",
-    "float16": "mixed_float16",
-    "bfloat16": "mixed_bfloat16",
-    "auto": "",  # resolved per machine by native_mixed_precision()
-}
-
-
-def precision_policy(choice: MixedPrecision) -> str:
-    """The Keras dtype policy `train.mixed_precision` stands for on this machine."""
-    return PRECISION_POLICIES[native_mixed_precision() if choice == "auto" else choice]
-
-
-def native_mixed_precision() -> MixedPrecision:
-    """float16 on a GPU with fast float16 (compute capability 7.0+), bfloat16 on a CPU with native
-    bfloat16 instructions, otherwise off (emulated half precision is slower than float32)."""
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability") or (0, 0)
-        return "float16" if tuple(capability) >= (7, 0) else "off"
-    return "bfloat16" if cpu_has_native_bfloat16() else "off"
-
-
-def cpu_has_native_bfloat16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
-    """Whether the CPU flags (Linux) include AVX512_BF16 or AMX-BF16 (x86) or BF16 (Arm)."""
-    try:
-        flags = set(cpuinfo.read_text().split())
-    except OSError:
-        return False
-    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
-
-
-def _cluster_or_local_gpus() -> tf.distribute.Strategy:
-    if json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster"):
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    return _all_local_devices() if len(tf.config.list_logical_devices("GPU")) > 1 else tf.distribute.get_strategy()
-
-
-def _all_local_devices() -> tf.distribute.Strategy:
-    gpus = tf.config.list_logical_devices("GPU")
-    return tf.distribute.MirroredStrategy(
-        devices=[device.name for device in gpus or tf.config.list_logical_devices("CPU")]
-    )
-
-
-STRATEGIES: dict[Distribute, Callable[[], tf.distribute.Strategy]] = {
-    "auto": _cluster_or_local_gpus,
-    "mirrored": _all_local_devices,
-    "none": tf.distribute.get_strategy,
-}
-
-
-def distribution_strategy(kind: Distribute) -> tf.distribute.Strategy:
-    """The strategy `train.distribute` asks for (see params.yaml)."""
-    return STRATEGIES[kind]()
 
 
 STREAMED_SHARDS = 4  # shards read at once when streaming: their examples mix before the window shuffle
@@ -239,19 +187,36 @@ def train_model(
     train: TrainConfig,
     live_dir: Path | None = None,
     backup_dir: Path | None = None,
+    strategy: tf.distribute.Strategy | None = None,
 ) -> tuple[keras.Model, dict[str, list[float]]]:
     """Build and fit a U-Net on the prepared data; return it and its history (metric → value per epoch).
 
     With `live_dir`, DVCLive logs every epoch there. With `backup_dir`, the state after each
     epoch is backed up; a run killed midway resumes from its last complete epoch, and the
     backup is removed when training completes. A diverging run raises `TrainingDiverged`.
+    `strategy` defaults to `distribution_strategy(train.distribute)`; a multi-worker one keeps no
+    backup, and only its chief should be given `live_dir` (DVCLive's callback writes on any worker).
     """
     steps_per_epoch = prepared.steps_per_epoch(train.batch_size)
-    strategy = distribution_strategy(train.distribute)
+    strategy = strategy or distribution_strategy(train.distribute)
+    multi_worker = strategy.cluster_resolver is not None and bool(strategy.cluster_resolver.cluster_spec().jobs)
+    if multi_worker:
+        check_every_replica_gets_examples(prepared, train.batch_size, strategy.num_replicas_in_sync)
+    if multi_worker and backup_dir is not None:
+        # Keras 3's BackupAndRestore is not multi-worker aware (every worker writes, then deletes, the same
+        # folder), and a resume needs every worker at the same epoch and weights: a killed run starts over.
+        log.warning("multi-worker training keeps no backup: a killed run starts again at epoch 1")
+        backup_dir = None
     policy = precision_policy(train.mixed_precision)
     with strategy.scope():
         model = build_unet(prepared.image_size, prepared.num_classes, model_config, prepared.normalization, policy)
         compile_model(model, prepared.num_classes, train, steps_per_epoch, policy)
+    if multi_worker:
+        # Keras 3 keeps each replica's batch-norm moving statistics apart (aggregation "none"): every worker
+        # would end with its own. Synchronized, they follow the global batch, as in one process, and agree.
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.synchronized = True
     log.info(
         "U-Net with %d parameters, %d replica(s), dtype policy %s",
         model.count_params(),
@@ -274,10 +239,13 @@ def train_model(
     if backup_dir is not None:  # after DVCLive: an epoch is backed up only once it is logged
         callbacks.append(keras.callbacks.BackupAndRestore(str(backup_dir)))
         callbacks.append(training_log.BackupStamp(backup_dir, fingerprint))
+    batches = sharded_by_data(training_dataset(prepared, train, start_epoch))
+    if multi_worker:
+        build_from_specs(model, strategy, batches.element_spec)
     history = model.fit(
-        training_dataset(prepared, train, start_epoch),
+        batches,
         steps_per_epoch=steps_per_epoch,
-        validation_data=prepared.batches("val", train.batch_size),
+        validation_data=sharded_by_data(prepared.batches("val", train.batch_size)),
         epochs=train.epochs,
         callbacks=callbacks,
         shuffle=False,  # the dataset shuffles itself, seeded, so that a resumed run sees the same batches
@@ -345,3 +313,11 @@ def resume_epoch(backup_dir: Path, fingerprint: str, exact: bool = True) -> int:
         )
     training_log.start_backup(backup_dir, fingerprint)
     return 0
+
+
+def weights_digest(model: keras.Model) -> str:
+    """SHA-256 of the model's weights, in order: equal on every worker of a multi-worker run."""
+    digest = hashlib.sha256()
+    for weights in model.get_weights():
+        digest.update(weights.tobytes())
+    return digest.hexdigest()

@@ -1,0 +1,115 @@
+"""Training on several devices or machines: the strategy `train.distribute` picks, which process
+writes the outputs, how data is split between workers, and the fixes Keras 3 needs under
+`MultiWorkerMirroredStrategy`."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+
+import keras
+import tensorflow as tf
+
+from segpipe.config import Distribute
+from segpipe.errors import ConfigError
+from segpipe.prepared import PreparedData
+
+
+class _MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
+    """`MultiWorkerMirroredStrategy` as Keras 3.15 calls it (keras-team/keras#20585: `fit` fails under it):
+    after each step, `fit` averages the step's logs, scalars, with `reduce("MEAN", value, axis=0)`, which is
+    invalid for a scalar. Such a value is averaged across replicas only, as Keras does under `MirroredStrategy`."""
+
+    def reduce(self, reduce_op, value, axis):
+        if axis is not None and self.experimental_local_results(value)[0].shape.rank == 0:
+            axis = None
+        return super().reduce(reduce_op, value, axis)
+
+
+def _cluster_or_local_gpus() -> tf.distribute.Strategy:
+    if json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster"):
+        return _MultiWorkerMirroredStrategy()
+    return _all_local_devices() if len(tf.config.list_logical_devices("GPU")) > 1 else tf.distribute.get_strategy()
+
+
+def _all_local_devices() -> tf.distribute.Strategy:
+    gpus = tf.config.list_logical_devices("GPU")
+    return tf.distribute.MirroredStrategy(
+        devices=[device.name for device in gpus or tf.config.list_logical_devices("CPU")]
+    )
+
+
+STRATEGIES: dict[Distribute, Callable[[], tf.distribute.Strategy]] = {
+    "auto": _cluster_or_local_gpus,
+    "mirrored": _all_local_devices,
+    "none": tf.distribute.get_strategy,
+}
+
+
+def distribution_strategy(kind: Distribute) -> tf.distribute.Strategy:
+    """The strategy `train.distribute` asks for (see params.yaml).
+
+    A `MultiWorkerMirroredStrategy` (auto with a `TF_CONFIG` cluster) must be created before
+    TensorFlow starts its runtime, and only once: call this first, then pass it to `train_model`.
+    """
+    return STRATEGIES[kind]()
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes the run's outputs: true unless it is one of the other workers of a
+    `TF_CONFIG` cluster, whose chief is its `chief` task if it has one, else worker 0 (TensorFlow's rule)."""
+    resolver = strategy.cluster_resolver
+    if resolver is None or resolver.task_type is None:
+        return True
+    if "chief" in resolver.cluster_spec().jobs:
+        return resolver.task_type == "chief"
+    return resolver.task_type == "worker" and resolver.task_id == 0
+
+
+def sharded_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """`dataset` with auto-sharding by data, for a multi-worker strategy (no effect otherwise).
+
+    The strategy splits each batch of `train.batch_size` into one slice per worker; every worker runs
+    the same seeded pipeline and keeps only its slice, so the workers see different examples and
+    together the whole batch. The default (AUTO) shards by FILE where it can: the train split (indices
+    into memory) has no files and falls back to DATA, but the validation shards would be dealt out by
+    file, which fails with fewer files than workers and gives workers different numbers of batches
+    when the files hold uneven counts.
+    """
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
+
+
+def check_every_replica_gets_examples(prepared: PreparedData, batch_size: int, replicas: int) -> None:
+    """Refuse a batch size that would leave a replica of a multi-worker run without examples in some step.
+
+    Each batch is split between the replicas; a batch, or the last (partial) batch of the train or
+    validation split, smaller than the number of replicas gives some of them an empty slice, on which
+    TensorFlow's collectives fail.
+    """
+    for split in ("train", "val"):
+        count = prepared.count(split)
+        smallest = count % batch_size or batch_size  # the last batch
+        if count and smallest < replicas:
+            raise ConfigError(
+                f"train.batch_size {batch_size} leaves some of the {replicas} replicas without examples: the "
+                f"{split} split ({count} examples) ends with a batch of {smallest}; choose a batch size whose "
+                f"last batches of train and val have at least {replicas} examples"
+            )
+
+
+def build_from_specs(model: keras.Model, strategy: tf.distribute.Strategy, specs: tuple[tf.TensorSpec, ...]) -> None:
+    """Work around keras-team/keras#20585 (Keras 3.15): before their first step, `fit` and `evaluate` draw a
+    batch and pass the whole (images, masks) pair to `Strategy.reduce`, only to learn the shapes from which
+    to build the metrics and the optimizer; `MultiWorkerMirroredStrategy.reduce` takes one tensor, not a
+    pair, and fails. Build from the dataset's element specs instead: same shapes, no collective, and no
+    batch drawn (which would also have moved the seeded shuffle on to its next permutation)."""
+    build = model._symbolic_build
+
+    def maybe_symbolic_build(iterator=None, data_batch=None) -> None:
+        with strategy.scope():
+            build(data_batch=specs)
+
+    model._maybe_symbolic_build = maybe_symbolic_build
