@@ -37,13 +37,7 @@ def test_quick_speed_benchmark_compares_workers_input_pipelines_and_training_swi
     out = run_benchmark_script("benchmarks/speed.py", "--quick", "--folder", str(pets(tmp_path)))
     assert "prepare speed-up (best of 1): x" in out and "shards and manifest identical" in out
     assert "streamed / in memory: x" in out
-    for variant in (
-        "default",
-        "deterministic: false",
-        "deterministic: false, jit_compile: true",
-        "mixed_precision: bfloat16",
-    ):
-        assert f"| {variant} | 1 |" in out
+    assert "| float32 | 1 |" in out and "| bfloat16 | 1 |" in out
 
 
 def test_quick_inference_benchmark_prints_tta_and_every_format(tmp_path):

@@ -140,7 +140,7 @@ def test_numbers_are_read_as_dvc_reads_them(tmp_path):
 
 
 def test_off_is_a_word_not_a_boolean_as_dvc_reads_it(tmp_path):
-    path = project_text_with('mixed_precision: "off"', "mixed_precision: off", tmp_path)
+    path = project_text_with("mixed_precision: auto", "mixed_precision: off", tmp_path)
     assert load_params(path).train.mixed_precision == "off"
 
 

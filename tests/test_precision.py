@@ -39,6 +39,15 @@ def test_native_bfloat16_is_read_from_the_cpu_flags(tmp_path, flags, native):
     assert cpu_has_native_bfloat16(cpuinfo) is native
 
 
+def test_onednn_capped_at_avx2_has_no_native_bfloat16(tmp_path, monkeypatch):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("flags\t\t: fpu avx2 avx512f avx512_bf16\n")
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert cpu_has_native_bfloat16(cpuinfo) is False
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")
+    assert cpu_has_native_bfloat16(cpuinfo) is True
+
+
 def test_a_machine_without_cpu_flags_has_no_native_bfloat16(tmp_path):
     assert cpu_has_native_bfloat16(tmp_path / "absent") is False
 

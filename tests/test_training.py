@@ -12,7 +12,7 @@ from segpipe.metrics import segmentation_scores
 from segpipe.preparation import prepare_dataset
 from segpipe.prepared import open_prepared
 from segpipe.training import train_model
-from tests.helpers import TINY, merged, write_masks_folder
+from tests.helpers import TINY, merged, write_masks_folder, write_tiny_prepared
 
 FIVE = ["sky", "road", "car", "tree", "house"]
 
@@ -33,3 +33,13 @@ def test_a_five_class_masks_folder_trains_and_evaluates_end_to_end(tmp_path, pro
     scores = segmentation_scores(cm, prepared.class_names)
     assert list(scores["iou"]) == FIVE
     assert open_prepared(tmp_path / "prepared").class_names == tuple(FIVE)
+
+
+@pytest.mark.slow
+def test_jit_compile_really_compiles_the_training_step_when_determinism_is_off(tmp_path, project_params):
+    switches = {"train": {"deterministic": False, "jit_compile": True, "mixed_precision": "off"}}
+    params = params_from_dict(merged(project_params, merged(TINY, switches)))
+    prepared = write_tiny_prepared(tmp_path / "prepared", per_split=4)
+    model, history = train_model(prepared, params.model, params.train)
+    assert model.jit_compile is True  # Keras turns it off silently when it cannot compile
+    assert np.isfinite(history["loss"][0])

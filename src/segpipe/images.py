@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from segpipe.errors import DataError
 
@@ -36,11 +36,14 @@ def read_rgb(path: Path, upright: bool = False, max_pixels: int | None = None) -
     than `max_pixels` is refused from its header, before its pixels are decoded.
     """
     with _opened(path, max_pixels) as image:
-        if upright:
-            image = ImageOps.exif_transpose(image)
+        turn = _TRANSPOSE.get(image.getexif().get(_ORIENTATION, 1)) if upright else None
+        if turn is not None:
+            image = image.transpose(turn)
         if image.mode in ("P", "PA", "LA"):  # palettes may carry transparency: expand it first
             image = image.convert("RGBA")
-        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+        if image.mode != "RGB":  # no copy when it already is: prepare's threads share Python's lock
+            image = image.convert("RGB")
+        return np.asarray(image, dtype=np.uint8)
 
 
 def read_pair(image_path: Path, mask_path: Path, max_pixels: int | None = None) -> tuple[np.ndarray, np.ndarray]:

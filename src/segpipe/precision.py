@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import tensorflow as tf
@@ -32,8 +33,15 @@ def native_mixed_precision() -> MixedPrecision:
     return "bfloat16" if cpu_has_native_bfloat16() else "off"
 
 
+# oneDNN instruction-set caps (ONEDNN_MAX_CPU_ISA) under which it computes bfloat16 by emulation.
+_ISAS_WITHOUT_BFLOAT16 = {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX512_CORE", "AVX512_CORE_VNNI"}
+
+
 def cpu_has_native_bfloat16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
-    """Whether the CPU flags (Linux) include AVX512_BF16 or AMX-BF16 (x86) or BF16 (Arm)."""
+    """Whether the CPU flags (Linux) include AVX512_BF16 or AMX-BF16 (x86) or BF16 (Arm), and oneDNN
+    is not capped below them by ONEDNN_MAX_CPU_ISA (README: "What reproduces where")."""
+    if os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").upper() in _ISAS_WITHOUT_BFLOAT16:
+        return False
     try:
         flags = set(cpuinfo.read_text().split())
     except OSError:
