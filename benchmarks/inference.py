@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from recipes import SHARED_SAMPLE, benchmark_params
+from recipes import ROOT, benchmark_params, dataset_arguments
 
 from segpipe.config import load_params
 from segpipe.export import LITERT, ONNX, SAVED_MODEL, export_model
@@ -31,8 +31,6 @@ from segpipe.model import load_model, save_model
 from segpipe.preparation import prepare_dataset
 from segpipe.prepared import PreparedData, open_prepared
 from segpipe.training import configure_runtime, train_model
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def tta_scores(predictor: Predictor, prepared: PreparedData, tta: str) -> dict:
@@ -88,9 +86,7 @@ def trained_model(args: argparse.Namespace, tmp: Path) -> tuple[Path, PreparedDa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--folder", type=Path, default=SHARED_SAMPLE, help="dataset in the Oxford archive layout")
-    parser.add_argument("--params", type=Path, default=ROOT / "params.yaml", help="the recipe to train")
-    parser.add_argument("--image-size", type=int, default=128)
+    dataset_arguments(parser, "the recipe to train")
     parser.add_argument("--model", type=Path, help="measure this .keras model instead of training one")
     parser.add_argument("--prepared", type=Path, default=ROOT / "data" / "prepared", help="with --model: its data")
     parser.add_argument("--seconds", type=float, default=5.0, help="how long to time each format and batch size")

@@ -135,6 +135,13 @@ def table(rows: list[dict], peak: float, class_names: tuple[str, ...]) -> str:
     return "\n".join(lines)
 
 
+def dataset_arguments(parser: argparse.ArgumentParser, params_help: str) -> None:
+    """--folder, --params and --image-size: what every benchmark trains and measures on."""
+    parser.add_argument("--folder", type=Path, default=SHARED_SAMPLE, help="dataset in the Oxford archive layout")
+    parser.add_argument("--params", type=Path, default=ROOT / "params.yaml", help=params_help)
+    parser.add_argument("--image-size", type=int, default=128)
+
+
 def benchmark_params(params: Params, folder: Path, image_size: int) -> Params:
     data = dataclasses.replace(
         params.data,
@@ -147,9 +154,7 @@ def benchmark_params(params: Params, folder: Path, image_size: int) -> Params:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--folder", type=Path, default=SHARED_SAMPLE, help="dataset in the Oxford archive layout")
-    parser.add_argument("--params", type=Path, default=ROOT / "params.yaml", help="the default recipe's params")
-    parser.add_argument("--image-size", type=int, default=128)
+    dataset_arguments(parser, "the default recipe's params")
     parser.add_argument("--quick", action="store_true", help="smoke run: 32 px, one epoch each")
     parser.add_argument("--default-only", action="store_true", help="train only the default recipe (for tuning it)")
     args = parser.parse_args()

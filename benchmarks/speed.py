@@ -25,18 +25,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from recipes import SHARED_SAMPLE, benchmark_params
+from recipes import benchmark_params, dataset_arguments, run_recipe
 
 from segpipe.config import Params, TrainConfig, load_params
-from segpipe.evaluation import confusion_on
-from segpipe.inference import keras_predictor
-from segpipe.metrics import segmentation_scores
-from segpipe.precision import precision_policy
 from segpipe.preparation import prepare_dataset, usable_cores
 from segpipe.prepared import SPLITS, PreparedData, open_prepared
-from segpipe.training import configure_runtime, train_model, training_dataset
-
-ROOT = Path(__file__).resolve().parents[1]
+from segpipe.training import training_dataset
 
 # Training variants: changes to `train` on top of params.yaml; the first is the yardstick.
 # XLA needs determinism off (refused otherwise).
@@ -103,23 +97,10 @@ def input_section(params: Params, prepared_dir: Path, seconds: float) -> None:
 
 
 def train_variant(params: Params, prepared_dir: Path, changes: dict) -> dict:
-    """Train the recipe with `changes` in this process; its wall time and test-split scores."""
+    """Train the recipe with `changes` in this process; the table's fields (wall time, test-split scores)."""
     train = dataclasses.replace(params.train, **changes)
-    configure_runtime(train)
-    prepared = open_prepared(prepared_dir)
-    started = time.perf_counter()
-    model, history = train_model(prepared, params.model, train)
-    wall = time.perf_counter() - started
-    cm = confusion_on(keras_predictor(model, prepared_dir), prepared.batches("test", 16), prepared.num_classes)
-    scores = segmentation_scores(cm, prepared.class_names)
-    return {
-        "wall_s": wall,
-        "epochs": len(history["loss"]),
-        "images_per_s": prepared.count("train") * len(history["loss"]) / wall,
-        "policy": precision_policy(train.mixed_precision),
-        "pixel_accuracy": scores["pixel_accuracy"],
-        "mean_iou": scores["mean_iou"],
-    }
+    row = run_recipe("variant", open_prepared(prepared_dir), params.model, train)
+    return {key: row[key] for key in ("epochs", "wall_s", "images_per_s", "pixel_accuracy", "mean_iou")}
 
 
 def train_section(args: argparse.Namespace, prepared_dir: Path) -> None:
@@ -149,9 +130,7 @@ def train_section(args: argparse.Namespace, prepared_dir: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--folder", type=Path, default=SHARED_SAMPLE, help="dataset in the Oxford archive layout")
-    parser.add_argument("--params", type=Path, default=ROOT / "params.yaml", help="the recipe's params")
-    parser.add_argument("--image-size", type=int, default=128)
+    dataset_arguments(parser, "the recipe's params")
     parser.add_argument("--epochs", type=int, help="train: epochs of every variant (default: the recipe's)")
     parser.add_argument("--base-filters", type=int, help="train: model.base_filters of every variant")
     parser.add_argument("--sections", default="prepare,input,train", help="comma-separated: prepare,input,train")

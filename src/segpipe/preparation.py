@@ -100,7 +100,8 @@ def in_order(function: Callable[[T], R], items: Iterable[T], workers: int) -> It
     """(item, function(item)) for each item, computed by `workers` threads, yielded in the items' order.
 
     At most 2 × `workers` results wait at a time, so memory stays bounded whatever the number of items.
-    Decoding (PIL) and resizing (TensorFlow) release the GIL, so threads use every core.
+    Decoding (PIL) and resizing (TensorFlow) release Python's lock for most of their work, so the threads
+    overlap (README "Speed switches" has the figures).
     """
     pool = ThreadPoolExecutor(workers, thread_name_prefix="prepare")
     pending: collections.deque[tuple[T, Future[R]]] = collections.deque()
