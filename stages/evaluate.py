@@ -8,6 +8,7 @@ from segpipe.evaluation import evaluate_images, write_image_scores
 from segpipe.inference import keras_predictor
 from segpipe.metrics import confusion_rows, segmentation_scores
 from segpipe.model import load_model
+from segpipe.outputs import refuse_unowned_outputs
 from segpipe.prepared import open_prepared
 from segpipe.runner import run_main
 
@@ -16,6 +17,7 @@ log = logging.getLogger("segpipe.evaluate")
 
 def main() -> None:
     params = load_params()
+    refuse_unowned_outputs(params.paths, "evaluate")
     prepared = open_prepared(params.paths.prepared)
     predictor = keras_predictor(load_model(params.paths.model, expect=prepared), params.paths.model)
     test = prepared.batches("test", params.evaluate.batch_size)

@@ -1,12 +1,14 @@
 """DVC stage `prepare`: read the source (`data.*`), resize, write TFRecord shards and a manifest."""
 
 from segpipe.config import load_params
+from segpipe.outputs import refuse_unowned_outputs
 from segpipe.preparation import prepare_dataset
 from segpipe.runner import run_main
 
 
 def main() -> None:
     params = load_params()
+    refuse_unowned_outputs(params.paths, "prepare")
     prepare_dataset(params.data, params.paths.prepared)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from segpipe.config import load_params
 from segpipe.distribution import distribution_strategy, is_chief
 from segpipe.model import save_model
+from segpipe.outputs import refuse_unowned_outputs
 from segpipe.prepared import open_prepared
 from segpipe.runner import run_main
 from segpipe.training import TrainingDiverged, configure_runtime, train_model, weights_digest
@@ -24,6 +25,8 @@ def main() -> None:
     configure_runtime(params.train)
     prepared = open_prepared(params.paths.prepared)
     chief = is_chief(strategy)
+    if chief:
+        refuse_unowned_outputs(params.paths, "train")
     live, backup = (Path(params.paths.live), Path(params.paths.backup)) if chief else (None, None)
     try:
         model, _ = train_model(

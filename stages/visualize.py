@@ -7,6 +7,7 @@ from segpipe.config import load_params
 from segpipe.evaluation import predict_classes, read_image_scores, worst_images
 from segpipe.inference import keras_predictor
 from segpipe.model import load_model
+from segpipe.outputs import refuse_unowned_outputs
 from segpipe.prepared import open_prepared
 from segpipe.runner import run_main
 
@@ -15,6 +16,7 @@ log = logging.getLogger("segpipe.visualize")
 
 def main() -> None:
     params = load_params()
+    refuse_unowned_outputs(params.paths, "visualize")
     prepared = open_prepared(params.paths.prepared)
     predictor = keras_predictor(load_model(params.paths.model, expect=prepared), params.paths.model)
     classes, dpi, tta = prepared.class_names, params.visualize.dpi, params.evaluate.tta

@@ -38,7 +38,7 @@ def imported_closure(script: Path) -> set[str]:
     return {f"src/segpipe/{module}.py" for module in seen | {"__init__"}}
 
 
-@pytest.mark.parametrize("stage", ["prepare", "train", "evaluate", "visualize", "export"])
+@pytest.mark.parametrize("stage", ["check", "prepare", "train", "evaluate", "visualize", "export"])
 def test_stage_lists_exactly_the_package_modules_its_script_imports(stage):
     deps = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][stage]["deps"]
     listed = {dep for dep in deps if dep.startswith("src/")}

@@ -20,7 +20,7 @@ from tests.helpers import Repo, tiny_project
 
 pytestmark = pytest.mark.slow
 
-STAGES = {"prepare", "train", "evaluate", "visualize", "export"}
+STAGES = {"check", "prepare", "train", "evaluate", "visualize", "export"}
 
 
 @pytest.fixture(scope="module")
@@ -65,27 +65,27 @@ def test_forced_prepare_rerun_writes_identical_bytes_and_reruns_nothing_downstre
 
 def test_visualize_param_reruns_only_visualize(clean_repo):
     clean_repo.set_params({"visualize": {"num_examples": 3}})
-    assert clean_repo.repro() == {"visualize"}
+    assert clean_repo.repro() == {"check", "visualize"}
 
 
 def test_evaluate_param_reruns_only_evaluate(clean_repo):
     clean_repo.set_params({"evaluate": {"batch_size": 4}})
-    assert clean_repo.repro() == {"evaluate"}
+    assert clean_repo.repro() == {"check", "evaluate"}
 
 
 def test_train_param_reruns_train_and_everything_that_reads_the_model(clean_repo):
     clean_repo.set_params({"train": {"learning_rate": 0.01}})
-    assert clean_repo.repro() == {"train", "evaluate", "visualize", "export"}
+    assert clean_repo.repro() == {"check", "train", "evaluate", "visualize", "export"}
 
 
 def test_evaluate_tta_reruns_evaluate_and_visualize_which_draws_the_same_predictions(clean_repo):
     clean_repo.set_params({"evaluate": {"tta": "flip"}})
-    assert clean_repo.repro() == {"evaluate", "visualize"}
+    assert clean_repo.repro() == {"check", "evaluate", "visualize"}
 
 
 def test_export_param_reruns_only_export(clean_repo):
     clean_repo.set_params({"export": {"tflite_quantization": "float16"}})
-    assert clean_repo.repro() == {"export"}
+    assert clean_repo.repro() == {"check", "export"}
 
 
 def test_image_size_reruns_every_stage(clean_repo):
@@ -242,14 +242,48 @@ def test_plots_page_carries_vega_inline_and_renders_offline_in_a_browser(clean_r
     assert dom.count('class="marks"') >= 5  # one rendered Vega view (canvas) per declared Vega plot
 
 
-def test_a_bad_param_under_dvc_repro_stops_in_one_line_and_checkout_restores_the_outputs(clean_repo):
+def failed_repro(repo: Repo) -> str:
+    """Run `dvc repro`, which must fail; return its output."""
+    dvc = str(Path(sys.executable).parent / "dvc")
+    result = subprocess.run([dvc, "repro"], cwd=repo.root, env=repo.env, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    return result.stdout + result.stderr
+
+
+def test_a_bad_param_under_dvc_repro_stops_in_the_check_stage_before_dvc_deletes_any_output(clean_repo):
     model = (clean_repo.root / "models/model.keras").read_bytes()
     clean_repo.set_params({"train": {"epochs": 0}})
-    dvc = str(Path(sys.executable).parent / "dvc")
-    result = subprocess.run([dvc, "repro"], cwd=clean_repo.root, env=clean_repo.env, capture_output=True, text=True)
-    assert result.returncode != 0
-    assert "ERROR segpipe: train.epochs must be >= 1, got 0\n" in result.stdout + result.stderr
-    clean_repo.run("git", "checkout", "params.yaml")
-    clean_repo.dvc("checkout")
+    output = failed_repro(clean_repo)
+    assert "ERROR segpipe: train.epochs must be >= 1, got 0\n" in output
+    assert "failed to reproduce 'check'" in output
     assert (clean_repo.root / "models/model.keras").read_bytes() == model
+    clean_repo.run("git", "checkout", "params.yaml")
     assert json.loads(clean_repo.dvc("status", "--json")) == {}
+
+
+def test_an_output_linked_out_of_the_project_is_refused_before_dvc_deletes_through_the_link(clean_repo, tmp_path):
+    (tmp_path / "evaluate.json").write_text("someone else's file")
+    (clean_repo.root / "data" / "out_link").symlink_to(tmp_path)
+    clean_repo.set_params({"paths": {"eval_metrics": "data/out_link/evaluate.json"}})
+    output = failed_repro(clean_repo)
+    assert (
+        f"ERROR segpipe: paths.eval_metrics (data/out_link/evaluate.json) leads through a link to "
+        f"{tmp_path / 'evaluate.json'}, outside the project or into .git, .dvc, src, stages, tests, benchmarks: "
+        "outputs must stay inside it\n"
+    ) in output
+    assert (tmp_path / "evaluate.json").read_text() == "someone else's file"
+    (clean_repo.root / "data" / "out_link").unlink()
+
+
+def test_a_users_file_at_an_output_path_survives_dvc_repro(clean_repo):
+    (clean_repo.root / "notes").mkdir()
+    (clean_repo.root / "notes" / "results.json").write_text('{"mine": true}')
+    clean_repo.set_params({"paths": {"eval_metrics": "notes/results.json"}})
+    output = failed_repro(clean_repo)
+    assert (
+        "ERROR segpipe: paths.eval_metrics (notes/results.json) exists and was not written by this pipeline (not an "
+        "output in dvc.lock, not a JSON file (sorted keys, 2-space indent) it writes): move it away or choose "
+        "another path\n"
+    ) in output
+    assert (clean_repo.root / "notes" / "results.json").read_text() == '{"mine": true}'
+    shutil.rmtree(clean_repo.root / "notes")

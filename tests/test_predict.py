@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import subprocess
 
 import numpy as np
 import pytest
@@ -127,13 +128,12 @@ def test_a_file_that_is_not_a_model_is_refused(tmp_path, caplog):
 
 def test_an_input_that_is_not_an_image_stops_before_anything_is_written(model_path, tmp_path, caplog):
     photos(tmp_path / "in")
+    assert predict(model_path, tmp_path / "in", "--out", tmp_path / "out") == 0
+    earlier = {path.name: path.read_bytes() for path in (tmp_path / "out").iterdir()}
     (tmp_path / "in" / "broken.jpg").write_text("not an image")
-    (tmp_path / "out").mkdir()
-    (tmp_path / "out" / "photo_24x20.png").write_text("an earlier result")
     assert predict(model_path, tmp_path / "in", "--out", tmp_path / "out") == 1
     assert last_error(caplog).startswith(f"{tmp_path / 'in' / 'broken.jpg'}: unreadable image (")
-    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["photo_24x20.png"]
-    assert (tmp_path / "out" / "photo_24x20.png").read_text() == "an earlier result"
+    assert {path.name: path.read_bytes() for path in (tmp_path / "out").iterdir()} == earlier
 
 
 def test_skip_bad_lists_and_skips_the_unreadable_image(model_path, tmp_path, caplog):
@@ -178,9 +178,9 @@ def test_an_output_folder_inside_an_input_folder_is_refused(model_path, tmp_path
 def test_an_output_that_would_overwrite_an_input_is_refused(model_path, tmp_path, caplog):
     save_image(tmp_path / "shots" / "cat.png", "RGB")
     assert predict(model_path, tmp_path / "shots" / "cat.png", "--out", tmp_path / "shots") == 1
-    assert (
-        last_error(caplog)
-        == f"{tmp_path / 'shots' / 'cat.png'} would overwrite the input {tmp_path / 'shots' / 'cat.png'}"
+    assert last_error(caplog) == (
+        f"--out {tmp_path / 'shots'} holds the input {tmp_path / 'shots' / 'cat.png'}: predict would write among "
+        "its inputs; choose an output folder that holds none"
     )
 
 
@@ -190,3 +190,55 @@ def test_two_inputs_writing_the_same_mask_are_refused(model_path, tmp_path, capl
     assert predict(model_path, tmp_path / "a" / "cat.jpg", tmp_path / "b" / "cat.png", "--out", tmp_path / "out") == 1
     first, second, target = tmp_path / "a" / "cat.jpg", tmp_path / "b" / "cat.png", tmp_path / "out" / "cat.png"
     assert last_error(caplog) == f"{first} and {second} would both be written to {target}"
+
+
+def test_a_file_in_the_output_folder_that_predict_did_not_write_is_never_replaced(model_path, tmp_path, caplog):
+    save_image(tmp_path / "fam" / "a.jpg", "RGB")
+    save_image(tmp_path / "out" / "a.png", "RGB")  # another photo of the user's, under the mask's name
+    before = (tmp_path / "out" / "a.png").read_bytes()
+    assert predict(model_path, tmp_path / "fam" / "a.jpg", "--out", tmp_path / "out") == 1
+    assert last_error(caplog) == (
+        f"the output for {tmp_path / 'fam' / 'a.jpg'} ({tmp_path / 'out' / 'a.png'}) exists and was not written by "
+        "this pipeline (not an output in dvc.lock, not a PNG stamped Software=segpipe it writes): move it away or "
+        "choose another path"
+    )
+    assert (tmp_path / "out" / "a.png").read_bytes() == before
+
+
+def test_a_users_predictions_csv_is_never_replaced(model_path, tmp_path, caplog):
+    save_image(tmp_path / "fam" / "a.jpg", "RGB")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "predictions.csv").write_text("my own table\n")
+    assert predict(model_path, tmp_path / "fam" / "a.jpg", "--out", tmp_path / "out") == 1
+    assert last_error(caplog).startswith(f"the table ({tmp_path / 'out' / 'predictions.csv'}) exists and was not")
+    assert (tmp_path / "out" / "predictions.csv").read_text() == "my own table\n"
+
+
+def test_a_second_run_replaces_its_own_masks_overlays_and_table(model_path, tmp_path):
+    photos(tmp_path / "in")
+    for _ in range(2):
+        assert predict(model_path, tmp_path / "in", "--out", tmp_path / "out", "--overlay") == 0
+    assert len(list((tmp_path / "out").iterdir())) == 7
+
+
+def test_staging_left_by_a_killed_run_is_swept_and_a_running_ones_kept(model_path, tmp_path):
+    dead = subprocess.Popen(["true"])  # a process id that no longer runs
+    dead.wait()
+    alive = subprocess.Popen(["sleep", "60"])
+    try:
+        for pid in (dead.pid, alive.pid):
+            (tmp_path / "out" / f".segpipe-predict-{pid}-x1.tmp" / "sub").mkdir(parents=True)
+            (tmp_path / "out" / f".segpipe-predict-{pid}-x1.tmp" / "sub" / "m.png").write_text("half done")
+        assert predict(model_path, photos(tmp_path / "in"), "--out", tmp_path / "out") == 0
+        leftovers = sorted(path.name for path in (tmp_path / "out").glob(".segpipe-predict-*"))
+        assert leftovers == [f".segpipe-predict-{alive.pid}-x1.tmp"]
+    finally:
+        alive.kill()
+        alive.wait()
+
+
+def test_a_failed_run_creates_no_output_folder(model_path, tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "broken.jpg").write_text("not an image")
+    assert predict(model_path, tmp_path / "in" / "broken.jpg", "--out", tmp_path / "new" / "masks") == 1
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["in"]

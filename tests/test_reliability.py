@@ -25,13 +25,13 @@ def params_with(changes: dict):
 @pytest.mark.parametrize(
     ("paths", "message"),
     [
-        ({"backup": "data"}, "paths.backup (data) overlaps paths.prepared (data/prepared): outputs must be apart"),
+        ({"backup": "data"}, "paths.backup (data) overlaps paths.checked (data/checked.json): outputs must be apart"),
         ({"model": "/tmp/model.keras"}, "paths.model must be a relative path inside the project"),
         ({"export": "../elsewhere"}, "paths.export must be a relative path inside the project"),
         ({"live": "."}, "paths.live must be a relative path inside the project"),
         ({"prepared": "src/prepared"}, "paths.prepared must be a relative path inside the project"),
         ({"confusion": "plots/image_iou.csv"}, "paths.confusion (plots/image_iou.csv) overlaps paths.image_iou"),
-        ({"prepared": "data"}, "paths.prepared (data) contains data.folder.path (data/images)"),
+        ({"prepared": "data", "checked": "models/checked.json"}, "paths.prepared (data) contains data.folder.path"),
     ],
 )
 def test_output_paths_that_could_destroy_data_are_refused_at_load(paths, message):

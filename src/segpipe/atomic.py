@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import csv
 import glob
+import io
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+import zipfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from segpipe.errors import PipelineError
 
@@ -47,11 +51,7 @@ def atomic_dir(path: str | Path, stamp: str) -> Iterator[Path]:
     every such folder: a folder of someone else's is refused, never deleted.
     """
     path = Path(path)
-    if path.exists() and not (path / stamp).exists() and (path.is_file() or any(path.iterdir())):
-        raise PipelineError(
-            f"{path} exists and was not written by this pipeline (it has no {stamp}): "
-            "move it away or choose another path"
-        )
+    refuse_unstamped_dir(str(path), path, stamp)
     path.parent.mkdir(parents=True, exist_ok=True)
     sweep_leftovers(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
@@ -69,6 +69,100 @@ def atomic_dir(path: str | Path, stamp: str) -> Iterator[Path]:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
+
+
+def refuse_unstamped_dir(key: str, path: Path, stamp: str) -> None:
+    """Refuse a folder output `path` that exists, is not empty and lacks `stamp`, the file this pipeline
+    writes into every such folder: a folder of someone else's is refused, never replaced."""
+    if path.exists() and not (path / stamp).is_file() and (path.is_file() or any(path.iterdir())):
+        where = key if key == str(path) else f"{key} ({path})"
+        raise PipelineError(
+            f"{where} exists and was not written by this pipeline (it has no {stamp}): "
+            "move it away or choose another path"
+        )
+
+
+def refuse_unowned(outputs: dict[str, Path]) -> None:
+    """Refuse, before any work, to replace a file the pipeline did not write: each existing output
+    (key → path) must be listed as an output in the project's dvc.lock or be a file of the kind the
+    pipeline writes under that suffix (`PIPELINE_KINDS`)."""
+    for key, path in outputs.items():
+        if path.is_dir():
+            raise PipelineError(f"{key} ({path}) is a folder, not a file this pipeline wrote: choose another path")
+        if path.exists() and not (_listed_in_dvc_lock(path) or _of_our_kind(path)):
+            kind = PIPELINE_KINDS.get(path.suffix, (None, "file"))[1]
+            raise PipelineError(
+                f"{key} ({path}) exists and was not written by this pipeline (not an output in dvc.lock, not a "
+                f"{kind} it writes): move it away or choose another path"
+            )
+
+
+def _listed_in_dvc_lock(path: Path) -> bool:
+    lock = Path("dvc.lock")
+    try:
+        stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {}) if lock.is_file() else {}
+    except (yaml.YAMLError, OSError, UnicodeDecodeError):
+        return False
+    target = path.resolve()
+    return any(
+        Path(str(out.get("path"))).resolve() == target
+        for stage in stages.values()
+        if isinstance(stage, dict)
+        for out in stage.get("outs", []) or []
+        if isinstance(out, dict)
+    )
+
+
+def _of_our_kind(path: Path) -> bool:
+    recognizer = PIPELINE_KINDS.get(path.suffix, (None, ""))[0]
+    try:
+        return recognizer is not None and recognizer(path)
+    except (OSError, ValueError, UnicodeDecodeError, zipfile.BadZipFile):
+        return False
+
+
+def _canonical_json(path: Path) -> bool:
+    text = path.read_text(encoding="utf-8")
+    return text == _json_text(json.loads(text))
+
+
+def _canonical_csv(path: Path) -> bool:
+    text = path.read_bytes().decode("utf-8")  # as written: the csv module ends rows with \r\n
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    written = io.StringIO(newline="")
+    csv.writer(written).writerows(rows)
+    return bool(rows) and written.getvalue() == text
+
+
+def _stamped_png(path: Path) -> bool:
+    from PIL import Image  # here: only a PNG output needs it
+
+    with Image.open(path) as image:
+        return image.format == "PNG" and image.info.get("Software") == PNG_SOFTWARE
+
+
+def _stamped_jpeg(path: Path) -> bool:
+    from PIL import Image  # here: only a JPEG output needs it
+
+    with Image.open(path) as image:
+        return image.format == "JPEG" and image.info.get("comment") == PNG_SOFTWARE.encode()
+
+
+def _keras_archive(path: Path) -> bool:
+    with zipfile.ZipFile(path) as archive:
+        return {"config.json", "metadata.json"} <= set(archive.namelist())
+
+
+# The Software text of every PNG (the comment of every JPEG) the pipeline writes: how it knows its own images.
+PNG_SOFTWARE = "segpipe"
+# What the pipeline writes under each suffix, recognised by content: (recognizer, what it is called in errors).
+PIPELINE_KINDS: dict[str, tuple[Callable[[Path], bool], str]] = {
+    ".json": (_canonical_json, "JSON file (sorted keys, 2-space indent)"),
+    ".csv": (_canonical_csv, "CSV file"),
+    ".png": (_stamped_png, f"PNG stamped Software={PNG_SOFTWARE}"),
+    ".jpg": (_stamped_jpeg, f"JPEG with the comment {PNG_SOFTWARE}"),
+    ".keras": (_keras_archive, "Keras model archive"),
+}
 
 
 def sweep_leftovers(path: Path) -> None:
@@ -97,7 +191,11 @@ def write_text(path: str | Path, text: str) -> None:
 
 def write_json(path: str | Path, data: Any) -> None:
     """Pretty, key-sorted JSON, so equal data gives equal bytes."""
-    write_text(path, json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n")
+    write_text(path, _json_text(data))
+
+
+def _json_text(data: Any) -> str:
+    return json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n"
 
 
 def write_csv(path: str | Path, rows: list[dict[str, Any]]) -> None:

@@ -21,6 +21,7 @@ from segpipe.errors import ConfigError
 from segpipe.typed import did_you_mean, from_mapping
 
 EMBEDDED_DATASET = "synthetic_pets"
+EMBEDDED_VERSION = "1.0.0"  # the one version of the embedded dataset (synthetic_pets.py builds it)
 
 SourceKind = Literal["tfds", "folder"]
 FolderLayout = Literal["oxford", "masks"]
@@ -32,25 +33,19 @@ MixedPrecision = Literal["off", "float16", "bfloat16", "auto"]
 TfliteQuantization = Literal["none", "float16", "dynamic_range"]
 Tta = Literal["none", "flip"]
 
-_FIGURE = {"figure": True}
+_FIGURE = {"figure": True}  # marks the paths of PNG figures (visualize's outputs, the report's images)
 # Upper bounds, far above any sane value: an absurd one is refused at load instead of exhausting memory.
 MAX_SIDE = 4096  # pixels
 MAX_EXAMPLES = 1_000_000
 MAX_BATCH = 65_536
 MAX_SEED = 2**32 - 1  # what numpy and Keras accept
 # Folders no output may be written into: the code, git's and DVC's own state.
-_RESERVED = (
-    ".git",
-    ".dvc",
-    "src",
-    "stages",
-    "tests",
-    "benchmarks",
-)  # marks the paths of PNG figures (visualize's outputs, the report's images)
+_RESERVED = (".git", ".dvc", "src", "stages", "tests", "benchmarks")
 
 
 @dataclass(frozen=True)
 class PathsConfig:
+    checked: str
     prepared: str
     model: str
     backup: str
@@ -76,16 +71,38 @@ class PathsConfig:
         for name, path in self.figures().items():
             if path.suffix != ".png":
                 raise ConfigError(f"{key}.{name} must name a .png file, got {str(path)!r}")
-        for name, path in self.outputs().items():
-            if path.is_absolute() or ".." in path.parts or path.parts[:1] in ((), (".",)) or path.parts[0] in _RESERVED:
+        targets = {name: output_target(f"{key}.{name}", path) for name, path in self.outputs().items()}
+        for (name, target), (other, other_target) in itertools.permutations(sorted(targets.items()), 2):
+            if target == other_target or target in other_target.parents:
                 raise ConfigError(
-                    f"{key}.{name} must be a relative path inside the project, outside {', '.join(_RESERVED)}, "
-                    f"got {str(path)!r}"
+                    f"{key}.{name} ({getattr(self, name)}) overlaps {key}.{other} ({getattr(self, other)}): "
+                    "outputs must be apart"
                 )
-        outputs = sorted(self.outputs().items())
-        for (name, path), (other, other_path) in itertools.permutations(outputs, 2):
-            if path == other_path or path in other_path.parents:
-                raise ConfigError(f"{key}.{name} ({path}) overlaps {key}.{other} ({other_path}): outputs must be apart")
+
+
+def output_target(key: str, path: Path) -> Path:
+    """Where the output `path` really leads (links resolved), refused unless it stays inside the project
+    (the working folder) and out of its code and git's and DVC's state."""
+    check_path_text(key, str(path))
+    if path.is_absolute() or ".." in path.parts or path.parts[:1] in ((), (".",)) or path.parts[0] in _RESERVED:
+        raise ConfigError(
+            f"{key} must be a relative path inside the project, outside {', '.join(_RESERVED)}, got {str(path)!r}"
+        )
+    root = Path.cwd().resolve()
+    target = (root / path).resolve()
+    inside = target.relative_to(root).parts if target.is_relative_to(root) else ()
+    if not inside or inside[0] in _RESERVED:
+        raise ConfigError(
+            f"{key} ({path}) leads through a link to {target}, outside the project or into "
+            f"{', '.join(_RESERVED)}: outputs must stay inside it"
+        )
+    return target
+
+
+def check_path_text(key: str, text: str) -> None:
+    """Refuse a path no file system accepts (a NUL byte), naming the key, before any file call trips on it."""
+    if "\x00" in text:
+        raise ConfigError(f"{key} holds a NUL byte ({text!r}): not a usable path")
 
 
 @dataclass(frozen=True)
@@ -112,6 +129,7 @@ class FolderConfig:
     test_fraction: float
 
     def validate(self, key: str) -> None:
+        check_path_text(f"{key}.path", self.path)
         if len(self.class_names) < 2 or len(set(self.class_names)) != len(self.class_names):
             raise ConfigError(f"{key}.class_names must name at least 2 distinct classes, got {list(self.class_names)}")
         if not 0.0 < self.test_fraction < 1.0:
@@ -143,12 +161,21 @@ class DataConfig:
         return self.dataset.split(":")[1] if ":" in self.dataset else None
 
     def validate(self, key: str) -> None:
+        check_path_text(f"{key}.tfds_data_dir", self.tfds_data_dir)
+        check_path_text(f"{key}.manual_dir", self.manual_dir)
         if self.source == "tfds":
             known = known_datasets()
             if self.dataset_name not in known:
                 raise ConfigError(
                     f"{key}.dataset names an unknown TFDS dataset {self.dataset_name!r}"
                     f"{did_you_mean(self.dataset_name, known)}"
+                )
+            versions = dataset_versions(self.dataset_name)
+            if self.dataset_version is not None and self.dataset_version not in versions:
+                raise ConfigError(
+                    f"{key}.dataset asks for version {self.dataset_version!r} of {self.dataset_name}, which has "
+                    f"{', '.join(versions)}: write {self.dataset_name}:{versions[0]} (or {self.dataset_name} "
+                    "for its latest)"
                 )
         if not 0 < self.download_timeout <= 3600:
             raise ConfigError(f"{key}.download_timeout must be in (0, 3600], got {self.download_timeout}")
@@ -280,16 +307,36 @@ class Params:
             )
 
     def _check_outputs_spare_inputs(self) -> None:
-        """No output may be, or contain, a folder the pipeline reads from."""
-        inputs = {"data.folder.path": self.data.folder.path, "data.tfds_data_dir": self.data.tfds_data_dir}
-        inputs["data.manual_dir"] = self.data.manual_dir
+        """No output may be, contain or lie inside a folder the pipeline reads from (links resolved)."""
+        inputs = {
+            "data.folder.path": self.data.folder.path,
+            "data.tfds_data_dir": self.data.tfds_data_dir,
+            "data.manual_dir": self.data.manual_dir,
+        }
         for name, output in self.paths.outputs().items():
+            target = Path(output).resolve()
             for input_name, input_path in inputs.items():
-                resolved, source = Path(output).resolve(), Path(input_path).resolve()
-                if resolved == source or resolved in source.parents:
+                source = Path(input_path).resolve()
+                if target == source or target in source.parents:
                     raise ConfigError(
                         f"paths.{name} ({output}) contains {input_name} ({input_path}): outputs must not hold inputs"
                     )
+                if source in target.parents:
+                    raise ConfigError(
+                        f"paths.{name} ({output}) is inside {input_name} ({input_path}): outputs must not be "
+                        "written among inputs"
+                    )
+
+
+def dataset_versions(name: str) -> list[str]:
+    """The versions of the TFDS dataset `name` this installation can build, newest first."""
+    import tensorflow_datasets as tfds  # here, not at the top: only a TFDS source needs it
+
+    if name == EMBEDDED_DATASET:
+        return [EMBEDDED_VERSION]
+    builder = tfds.builder_cls(name)
+    versions = {str(builder.VERSION), *(str(version) for version in builder.SUPPORTED_VERSIONS)}
+    return sorted(versions, key=lambda text: tfds.core.Version(text), reverse=True)
 
 
 def known_datasets() -> list[str]:

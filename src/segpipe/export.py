@@ -20,6 +20,7 @@ from tensorflow.core.protobuf import fingerprint_pb2
 
 from segpipe import atomic
 from segpipe.config import TfliteQuantization
+from segpipe.outputs import MODEL_INFO
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,6 @@ SAVED_MODEL = "saved_model"
 LITERT = "model.tflite"
 ONNX = "model.onnx"
 ONNX_OPSET = 17  # supported by every ONNX Runtime since 1.11 (2022)
-MODEL_INFO = "model_info.json"  # class names and the input/output contract, beside the two formats
 
 
 def _no_optimization(converter: tf.lite.TFLiteConverter) -> None:

@@ -18,8 +18,8 @@ import tensorflow as tf
 
 from segpipe.config import Tta
 from segpipe.errors import DataError
-from segpipe.export import MODEL_INFO
 from segpipe.model import load_model
+from segpipe.outputs import MODEL_INFO
 
 
 @dataclass(frozen=True)

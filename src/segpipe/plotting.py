@@ -32,9 +32,9 @@ def class_palette(count: int) -> np.ndarray:
 
 
 def save_figure(figure: plt.Figure, path: str | Path, dpi: int) -> None:
-    """Write a PNG atomically, without the metadata that would change its bytes between runs."""
+    """Write a PNG atomically, stamped as the pipeline's, without metadata that would change its bytes between runs."""
     with atomic.atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=dpi, metadata={"Software": None})
+        figure.savefig(tmp, format="png", dpi=dpi, metadata={"Software": atomic.PNG_SOFTWARE})
     plt.close(figure)
 
 

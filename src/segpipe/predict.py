@@ -9,8 +9,10 @@ once all images succeeded, so a bad input leaves the output folder as it was.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -20,7 +22,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from segpipe import atomic
 from segpipe.config import Tta
@@ -33,6 +35,7 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp")
 CSV_NAME = "predictions.csv"
+STAGING_PREFIX = ".segpipe-predict-"  # then the process id: a later run sweeps those whose process is gone
 PROGRESS_FROM = 5  # images: a progress bar from this many on
 
 
@@ -82,8 +85,8 @@ def output_names(image: InputImage, overlay: bool) -> list[Path]:
 
 
 def check_outputs(inputs: list[Path], images: list[InputImage], options: PredictOptions) -> None:
-    """Refuse an output folder that is (inside) an input folder, outputs that would overwrite an
-    input, and two inputs that would write the same output."""
+    """Refuse an output folder that is inside an input folder or holds an input file, two inputs that
+    would write the same output, and an existing output file that predict did not write."""
     out_dir = options.out_dir.resolve()
     for folder in (path.resolve() for path in inputs if path.is_dir()):
         if out_dir == folder or folder in out_dir.parents:
@@ -91,15 +94,21 @@ def check_outputs(inputs: list[Path], images: list[InputImage], options: Predict
                 f"--out {options.out_dir} is inside the input folder {folder}: predict would read its own "
                 "outputs or overwrite inputs; choose an output folder outside it"
             )
-    sources = {image.path.resolve() for image in images}
-    claimed: dict[Path, Path] = {}
     for image in images:
-        for name in [*output_names(image, options.overlay), Path(CSV_NAME)]:
+        if out_dir in image.path.resolve().parents:
+            raise DataError(
+                f"--out {options.out_dir} holds the input {image.path}: predict would write among its inputs; "
+                "choose an output folder that holds none"
+            )
+    claimed: dict[Path, Path] = {}
+    existing: dict[str, Path] = {"the table": options.out_dir / CSV_NAME}
+    for image in images:
+        for name in output_names(image, options.overlay):
             target = (out_dir / name).resolve()
-            if target in sources:
-                raise DataError(f"{options.out_dir / name} would overwrite the input {target}")
-            if name != Path(CSV_NAME) and claimed.setdefault(target, image.path) != image.path:
+            if claimed.setdefault(target, image.path) != image.path:
                 raise DataError(f"{claimed[target]} and {image.path} would both be written to {options.out_dir / name}")
+            existing[f"the output for {image.path}"] = options.out_dir / name
+    atomic.refuse_unowned(existing)
 
 
 def predict_files(
@@ -109,8 +118,10 @@ def predict_files(
     images = collect_inputs(inputs, recursive)
     check_outputs(inputs, images, options)
     palette = class_palette(len(class_names))
+    created = _folders_to_create(options.out_dir)
     options.out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".segpipe-predict-", suffix=".tmp", dir=options.out_dir))
+    _sweep_dead_staging(options.out_dir)
+    staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", suffix=".tmp", dir=options.out_dir))
     rows, skipped = [], []
     progress = keras.utils.Progbar(len(images), unit_name="image") if len(images) >= PROGRESS_FROM else None
     try:
@@ -127,12 +138,40 @@ def predict_files(
             raise DataError("no image could be read: nothing predicted")
         atomic.write_csv(staging / CSV_NAME, rows)
         _move_into(staging, options.out_dir)
+        created = []  # the run succeeded: the folders it made stay
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        for folder in reversed(created):  # a run that failed leaves no folder it made
+            with contextlib.suppress(OSError):
+                folder.rmdir()
     for reason in skipped:
         log.warning("skipped %s", reason)
     log.info("%d masks written to %s, %d images skipped", len(rows), options.out_dir, len(skipped))
     return rows
+
+
+def _folders_to_create(folder: Path) -> list[Path]:
+    """`folder` and its missing parents, outermost first: what `mkdir(parents=True)` is about to create."""
+    missing = [folder, *folder.parents]
+    return [path for path in reversed(missing) if not path.exists()]
+
+
+def _sweep_dead_staging(out_dir: Path) -> None:
+    """Remove staging folders that killed runs of predict left in `out_dir` (their process is gone)."""
+    for leftover in out_dir.glob(f"{STAGING_PREFIX}*.tmp"):
+        match = re.fullmatch(rf"{re.escape(STAGING_PREFIX)}(\d+)-.*\.tmp", leftover.name)
+        if leftover.is_dir() and not (match and _process_alive(int(match.group(1)))):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return pid != 0
 
 
 def full_size_mask(probabilities: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -169,10 +208,12 @@ def _write_outputs(
     (folder / mask_name).parent.mkdir(parents=True, exist_ok=True)
     png = Image.fromarray(mask, mode="P")
     png.putpalette(palette.ravel().tolist())
-    png.save(folder / mask_name, format="PNG")
+    stamp = PngImagePlugin.PngInfo()
+    stamp.add_text("Software", atomic.PNG_SOFTWARE)  # how a later run knows this file is predict's own
+    png.save(folder / mask_name, format="PNG", pnginfo=stamp)
     if overlay_name:
         blended = (0.5 * pixels + 0.5 * palette[mask]).round().astype(np.uint8)
-        Image.fromarray(blended).save(folder / overlay_name[0], format="JPEG", quality=90)
+        Image.fromarray(blended).save(folder / overlay_name[0], format="JPEG", quality=90, comment=atomic.PNG_SOFTWARE)
 
 
 def _csv_row(image: InputImage, mask: np.ndarray, class_names: tuple[str, ...]) -> dict[str, object]:

@@ -15,7 +15,8 @@ from segpipe import atomic, sources, tfrecords
 from segpipe.config import DataConfig
 from segpipe.errors import DataError
 from segpipe.images import resize_image, resize_mask
-from segpipe.prepared import MANIFEST, SPLITS, STORAGE, Normalization, PreparedData, Split, Splits
+from segpipe.outputs import MANIFEST
+from segpipe.prepared import SPLITS, STORAGE, Normalization, PreparedData, Split, Splits
 
 log = logging.getLogger(__name__)
 

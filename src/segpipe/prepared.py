@@ -20,9 +20,9 @@ import tensorflow as tf
 
 from segpipe import atomic, tfrecords
 from segpipe.errors import ConfigError, DataError
+from segpipe.outputs import MANIFEST
 from segpipe.typed import from_mapping
 
-MANIFEST = "manifest.json"
 SplitName = Literal["train", "val", "test"]
 SPLITS: tuple[SplitName, ...] = ("train", "val", "test")
 STORAGE = "raw uint8: image S×S×3 RGB, mask S×S×1 class ids"

@@ -12,6 +12,7 @@ import dataclasses
 import numpy as np
 import tensorflow_datasets as tfds
 
+from segpipe.config import EMBEDDED_VERSION
 from segpipe.scenes import TEXTURES, draw_scene
 
 _SPLIT_IDS = {"train": 0, "test": 1}
@@ -44,8 +45,8 @@ def config_for(train_examples: int, test_examples: int, min_side: int, max_side:
 class SyntheticPets(tfds.core.GeneratorBasedBuilder):
     """Textured blobs on textured backgrounds with Oxford-style trimaps (1 pet, 2 background, 3 border)."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    VERSION = tfds.core.Version(EMBEDDED_VERSION)
+    RELEASE_NOTES = {EMBEDDED_VERSION: "Initial release."}
     BUILDER_CONFIGS = [config_for(800, 200, 96, 160, 0)]
 
     @classmethod

@@ -24,8 +24,9 @@ from typing import Literal
 import keras
 from dvclive.keras import DVCLiveCallback
 
-from segpipe import atomic
+from segpipe import atomic, outputs
 from segpipe.errors import PipelineError
+from segpipe.outputs import BACKUP_STAMP
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,6 @@ EPOCH_METRICS = ("loss", "pixel_accuracy", "mean_iou")
 LogSplit = Literal["train", "eval"]  # DVCLive's folder names for the train and validation metrics
 BACKUP_METADATA = "training_metadata.json"
 BACKUP_WEIGHTS = "latest.weights.h5"
-BACKUP_STAMP = "run.json"  # ours: which run the backup belongs to, its epoch and weights digest
 
 
 def metric_tsv(live_dir: str | Path, split: LogSplit, metric: str) -> Path:
@@ -43,7 +43,12 @@ def metric_tsv(live_dir: str | Path, split: LogSplit, metric: str) -> Path:
 
 
 def live_callback(live_dir: str | Path, start_epoch: int) -> DVCLiveCallback:
-    """DVCLive's Keras callback; on resume, its logs continue at `start_epoch` with no gap or repeat."""
+    """DVCLive's Keras callback; on resume, its logs continue at `start_epoch` with no gap or repeat.
+
+    A fresh run's DVCLive deletes its own names in `live_dir` (metrics.json, params.yaml, report.*,
+    dvc.yaml, plots/*/): a folder that is not DVCLive's is refused first, so none of a user's files go.
+    """
+    outputs.refuse_foreign_live_dir(Path(live_dir))
     if start_epoch:
         for tsv in (Path(live_dir) / "plots" / "metrics").rglob("*.tsv"):
             rows = tsv.read_text().splitlines()

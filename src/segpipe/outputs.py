@@ -1,0 +1,57 @@
+"""Where each stage writes, and whether what is there now may be replaced.
+
+A stage writes only where the pipeline owns the place: a folder output replaces only a folder
+holding its stamp file, a file output only a file of the kind the pipeline writes there (see
+`atomic.refuse_unowned`), and DVCLive's folder only a DVCLive folder. Every stage checks its own
+outputs before it works; the `check` stage checks them all before DVC deletes any (dvc.yaml).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from segpipe import atomic
+from segpipe.config import PathsConfig
+from segpipe.errors import PipelineError
+
+MANIFEST = "manifest.json"  # the stamp of a prepared-data folder (prepare)
+MODEL_INFO = "model_info.json"  # the stamp of an export folder: class names and the input/output contract
+BACKUP_STAMP = "run.json"  # the stamp of a training backup: which run it belongs to, its epoch and weights digest
+FOLDER_STAMPS = {"prepared": MANIFEST, "export": MODEL_INFO, "backup": BACKUP_STAMP}
+LIVE = "live"  # DVCLive's folder: it deletes its own file names in it on a fresh run
+
+STAGE_OUTPUTS: dict[str, tuple[str, ...]] = {
+    "check": ("checked",),
+    "prepare": ("prepared",),
+    "train": ("model", LIVE, "backup"),
+    "evaluate": ("eval_metrics", "confusion", "class_iou", "image_iou"),
+    "visualize": ("training_curves", "predictions", "worst"),
+    "export": ("export",),
+}
+
+
+def refuse_unowned_outputs(paths: PathsConfig, stage: str | None = None) -> None:
+    """Refuse to go on if an output of `stage` (of every stage when None) would replace what the
+    pipeline did not write; the error names the param."""
+    names = STAGE_OUTPUTS[stage] if stage else [name for outputs in STAGE_OUTPUTS.values() for name in outputs]
+    for name in names:
+        key, path = f"paths.{name}", Path(getattr(paths, name))
+        if name in FOLDER_STAMPS:
+            atomic.refuse_unstamped_dir(key, path, FOLDER_STAMPS[name])
+        elif name == LIVE:
+            refuse_foreign_live_dir(path)
+        else:
+            atomic.refuse_unowned({key: path})
+
+
+def refuse_foreign_live_dir(live_dir: Path) -> None:
+    """Refuse `live_dir` unless it is absent, empty, or DVCLive's own (it holds metrics.json or plots/metrics/)."""
+    if live_dir.is_file() or (
+        live_dir.is_dir()
+        and any(live_dir.iterdir())
+        and not ((live_dir / "metrics.json").is_file() or (live_dir / "plots" / "metrics").is_dir())
+    ):
+        raise PipelineError(
+            f"paths.live ({live_dir}) exists and is not a DVCLive folder (no metrics.json or plots/metrics/), and "
+            "DVCLive deletes files by name in it: move it away or choose another path"
+        )
