@@ -193,7 +193,8 @@ def train_model(
 
     With `live_dir`, DVCLive logs every epoch there. With `backup_dir`, the state after each
     epoch is backed up; a run killed midway resumes from its last complete epoch, and the
-    backup is removed when training completes. A diverging run raises `TrainingDiverged`.
+    backup is removed when training completes. A diverging run raises `TrainingDiverged`; an interrupted
+    one re-raises its `KeyboardInterrupt` with a note saying where it stopped and what a rerun does.
     `strategy` defaults to `distribution_strategy(train.distribute)`; a multi-worker one keeps no
     backup, and only its chief should be given `live_dir` (DVCLive's callback writes on any worker).
     """
@@ -242,15 +243,20 @@ def train_model(
     batches = sharded_by_data(training_dataset(prepared, train, start_epoch))
     if multi_worker:
         build_from_specs(model, strategy, batches.element_spec)
-    history = model.fit(
-        batches,
-        steps_per_epoch=steps_per_epoch,
-        validation_data=sharded_by_data(prepared.batches("val", train.batch_size)),
-        epochs=train.epochs,
-        callbacks=callbacks,
-        shuffle=False,  # the dataset shuffles itself, seeded, so that a resumed run sees the same batches
-        verbose=2,
-    )
+    try:
+        history = model.fit(
+            batches,
+            steps_per_epoch=steps_per_epoch,
+            validation_data=sharded_by_data(prepared.batches("val", train.batch_size)),
+            epochs=train.epochs,
+            callbacks=callbacks,
+            shuffle=False,  # the dataset shuffles itself, seeded, so that a resumed run sees the same batches
+            verbose=2,
+        )
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: runner's one line says what a rerun does
+        epoch = guard.epoch or start_epoch + 1
+        stop.add_note(training_log.stop_note(backup_dir, epoch, train.epochs, resumable=exact))
+        raise
     if guard.diverged:
         if backup_dir is not None:
             training_log.discard_backup(backup_dir)  # never resume a diverged run
