@@ -119,3 +119,8 @@ def test_a_port_held_by_another_program_is_named():
         f"TF_CONFIG makes this process worker 0 at 127.0.0.1:{port}, but port {port} cannot be used here "
         "(Address already in use): stop what holds it, or give this worker another port"
     )
+
+
+def test_a_cluster_of_one_waits_for_nobody(caplog):
+    wait_for_the_others(Cluster({"worker 0": "127.0.0.1:1"}, me="worker 0"), timeout=1)
+    assert caplog.records == []

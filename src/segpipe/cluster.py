@@ -9,6 +9,7 @@ Ctrl-C cannot stop it, and installs a SIGTERM handler of its own (for its preemp
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -94,9 +95,9 @@ def wait_for_the_others(cluster: Cluster, timeout: float) -> None:
     process answers on its own port, so that the others' wait ends too; TensorFlow's server takes
     the port over once this returns (any other worker still probing then reaches that server).
     """
-    if cluster.me.split()[0] not in COLLECTIVE_JOBS:
-        return
     missing = {task: address for task, address in cluster.others().items() if task.split()[0] in COLLECTIVE_JOBS}
+    if cluster.me.split()[0] not in COLLECTIVE_JOBS or not missing:
+        return
     deadline = time.monotonic() + timeout
     log.info("waiting up to %g s (train.cluster_timeout) for %s", timeout, ", ".join(_named(missing)))
     with _answering(cluster) as listener:
@@ -122,24 +123,30 @@ def _named(tasks: dict[str, str]) -> list[str]:
 
 @contextlib.contextmanager
 def _answering(cluster: Cluster) -> Iterator[socket.socket]:
-    """A socket listening on this task's port (on every interface, as TensorFlow's server will)."""
+    """A socket listening on this task's port, on every interface, IPv4 and IPv6, as TensorFlow's server will."""
     port = int(cluster.addresses[cluster.me].rsplit(":", 1)[1])
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        listener.bind(("", port))
-    except OSError as error:
-        listener.close()
-        raise PipelineError(
-            f"TF_CONFIG makes this process {cluster.me} at {cluster.addresses[cluster.me]}, but port {port} "
-            f"cannot be used here ({error.strerror}): stop what holds it, or give this worker another port"
-        ) from None
-    listener.listen()
+        listener = socket.create_server(("", port), family=socket.AF_INET6, reuse_port=False, dualstack_ipv6=True)
+    except (OSError, ValueError) as error:  # ValueError: this system has no dual-stack sockets
+        if isinstance(error, OSError) and error.errno == errno.EADDRINUSE:
+            raise _port_unusable(cluster, port, error) from None
+        try:
+            listener = socket.create_server(("", port))  # IPv4 only
+        except OSError as error:
+            raise _port_unusable(cluster, port, error) from None
     listener.setblocking(False)
     try:
         yield listener
     finally:
         listener.close()
+
+
+def _port_unusable(cluster: Cluster, port: int, error: OSError) -> PipelineError:
+    reason = os.strerror(error.errno) if error.errno else str(error)  # create_server appends the address
+    return PipelineError(
+        f"TF_CONFIG makes this process {cluster.me} at {cluster.addresses[cluster.me]}, but port {port} "
+        f"cannot be used here ({reason}): stop what holds it, or give this worker another port"
+    )
 
 
 def _drain(listener: socket.socket) -> None:
