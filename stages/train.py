@@ -21,7 +21,7 @@ log = logging.getLogger("segpipe.train")
 
 def main() -> None:
     params = load_params()
-    strategy = distribution_strategy(params.train.distribute)  # first: a multi-worker one needs TF not yet started
+    strategy = distribution_strategy(params.train)  # first: a multi-worker one needs TF not yet started
     configure_runtime(params.train)
     prepared = open_prepared(params.paths.prepared)
     chief = is_chief(strategy)

@@ -69,6 +69,7 @@ def test_project_params_load_with_their_documented_values():
             "train.mixed_precision must be one of off, float16, bfloat16, auto, got 'half'",
         ),
         ({"train": {"in_memory_max_mb": -1}}, "train.in_memory_max_mb must be in [0, 1e9], got -1.0"),
+        ({"train": {"cluster_timeout": 0}}, "train.cluster_timeout must be in (0, 86400] seconds, got 0.0"),
         (
             {"export": {"tflite_quantization": "int4"}},
             "export.tflite_quantization must be one of none, float16, dynamic_range, got 'int4'",

@@ -26,7 +26,7 @@ raw = yaml.safe_load(open(sys.argv[1]))
 raw["model"].update(depth=1, base_filters=4)
 raw["train"].update(distribute="mirrored", lr_schedule="constant", jit_compile=False)  # XLA cannot span logical CPUs
 params = params_from_dict(raw)
-strategy = distribution_strategy(params.train.distribute)
+strategy = distribution_strategy(params.train)
 with strategy.scope():
     model = build_unet(16, 3, params.model, Normalization(scale=1 / 255, offset=0.0))
     compile_model(model, 3, params.train, steps_per_epoch=2)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import yaml
 from segpipe.distribution import check_every_replica_gets_examples
 from segpipe.errors import ConfigError
 from segpipe.model import load_model
+from segpipe.runner import OUTPUTS_UNCHANGED
 from segpipe.training import weights_digest
 from tests.helpers import ROOT, TINY, merged, run_script, script_env, write_tiny_prepared
 
@@ -40,19 +42,23 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
+def worker_env(cluster: dict, index: int) -> dict[str, str]:
+    """The environment of worker `index` of `cluster`: its TF_CONFIG, and no proxy (gRPC would send even 127.0.0.1
+    through one named in the environment, tensorflow/tensorflow#24887)."""
+    env = {key: value for key, value in script_env().items() if key.lower() not in PROXIES}
+    return {**env, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+
+
 def run_workers(projects: list[Path], logs: list[Path]) -> list[int]:
     """Run stages/train.py in each project as worker 0, 1, ... of one cluster; their exit codes. None is left
     running: on a timeout or any error every worker is killed."""
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(len(projects))]}
-    # gRPC would send even 127.0.0.1 through a proxy named in the environment (tensorflow/tensorflow#24887)
-    env = {key: value for key, value in script_env().items() if key.lower() not in PROXIES}
     workers: list[subprocess.Popen] = []
     try:
         for index, (project, log) in enumerate(zip(projects, logs, strict=True)):
-            task = {"type": "worker", "index": index}
-            env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": task})
             with log.open("w") as output:  # a file, not a pipe: a worker blocked on a full pipe would stall both
                 command = [sys.executable, str(ROOT / "stages/train.py")]
+                env = worker_env(cluster, index)
                 workers.append(subprocess.Popen(command, cwd=project, env=env, stdout=output, stderr=subprocess.STDOUT))
         deadline = time.monotonic() + TIMEOUT
         return [worker.wait(timeout=max(deadline - time.monotonic(), 1)) for worker in workers]
@@ -84,7 +90,8 @@ def trained(tmp_path_factory):
     before = files_under(projects["other"])
     logs = [root / "chief.log", root / "other.log"]
     codes = run_workers([projects["chief"], projects["other"]], logs)
-    return {**projects, "codes": codes, "logs": [log.read_text() for log in logs], "other_before": before}
+    logs = [log.read_text() for log in logs]
+    return {**projects, "base": root / "base", "codes": codes, "logs": logs, "other_before": before}
 
 
 @pytest.mark.slow
@@ -129,3 +136,109 @@ def test_a_batch_size_that_leaves_a_replica_without_examples_is_refused(tmp_path
     check_every_replica_gets_examples(prepared, batch_size=3, replicas=2)
     with pytest.raises(ConfigError, match=r"train split \(9 examples\) ends with a batch of 1"):
         check_every_replica_gets_examples(prepared, batch_size=8, replicas=2)
+
+
+@pytest.fixture
+def lonely_project(tmp_path):
+    """A project whose train stage waits 3 s for the other workers (it fails before it reads prepared data)."""
+    params = merged(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY)
+    params["train"]["cluster_timeout"] = 3
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    return tmp_path
+
+
+@pytest.mark.slow
+def test_a_worker_that_never_comes_up_is_named_after_train_cluster_timeout(lonely_project):
+    """As the chief, which TensorFlow would keep waiting for ever (the other workers wait the same way here:
+    test_cluster.py)."""
+    ports = free_ports(2)  # released: nobody listens on the other worker's port
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    command = [sys.executable, str(ROOT / "stages/train.py")]
+    env = worker_env(cluster, 0)
+    result = subprocess.run(command, cwd=lonely_project, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"ERROR segpipe: TF_CONFIG names worker 1 at 127.0.0.1:{ports[1]} (connection refused), "
+        "not up within train.cluster_timeout = 3 s: start the train stage on every worker at about the same time, "
+        'or correct TF_CONFIG (README: "GPUs and several machines")'
+    )
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("stop", "code", "by"),
+    [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "Ctrl-C")],
+    ids=["SIGTERM", "Ctrl-C"],
+)
+def test_sigterm_or_ctrl_c_ends_the_wait_for_the_other_workers_at_once(lonely_project, stop, code, by):
+    params = yaml.safe_load((lonely_project / "params.yaml").read_text())
+    params["train"]["cluster_timeout"] = 600
+    (lonely_project / "params.yaml").write_text(yaml.safe_dump(params))
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
+    log = lonely_project / "stderr.txt"
+    with log.open("w") as stderr:
+        command = [sys.executable, str(ROOT / "stages/train.py")]
+        worker = subprocess.Popen(command, cwd=lonely_project, env=worker_env(cluster, 0), stderr=stderr)
+    try:
+        deadline = time.monotonic() + 120
+        while "waiting up to 600 s" not in log.read_text():
+            assert worker.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.1)
+        worker.send_signal(stop)
+        sent = time.monotonic()
+        assert worker.wait(timeout=30) == code
+        assert time.monotonic() - sent < 10
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    output = log.read_text()
+    assert output.strip().splitlines()[-1] == f"ERROR segpipe: interrupted by {by}: {OUTPUTS_UNCHANGED}"
+    assert "Traceback" not in output
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_worker_mid_training_and_the_other_in_one_line(trained, tmp_path):
+    """TensorFlow takes SIGTERM over when the cluster starts (for its preemption notices): given back, it stops
+    the chief at once; the other worker's collectives fail, which it reports in one line too."""
+    projects = [shutil.copytree(trained["base"], tmp_path / name) for name in ("chief", "other")]
+    for project in projects:
+        params = yaml.safe_load((project / "params.yaml").read_text())
+        params["train"]["epochs"] = 30
+        (project / "params.yaml").write_text(yaml.safe_dump(params))
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
+    logs = [tmp_path / "chief.log", tmp_path / "other.log"]
+    workers = []
+    try:
+        for index, (project, log) in enumerate(zip(projects, logs, strict=True)):
+            with log.open("w") as output:
+                command = [sys.executable, str(ROOT / "stages/train.py")]
+                env = worker_env(cluster, index)
+                workers.append(subprocess.Popen(command, cwd=project, env=env, stdout=output, stderr=subprocess.STDOUT))
+        deadline = time.monotonic() + TIMEOUT
+        while "Epoch 2/30" not in logs[0].read_text():
+            assert time.monotonic() < deadline and all(w.poll() is None for w in workers), logs[0].read_text()[-3000:]
+            time.sleep(0.1)
+        workers[0].send_signal(signal.SIGTERM)
+        codes = [worker.wait(timeout=60) for worker in workers]
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+    chief, other = (log.read_text() for log in logs)
+    assert codes == [143, 1], other[-3000:]
+    # The epoch: the second, or the next if the second ended before the signal landed.
+    assert re.fullmatch(
+        r"ERROR segpipe: interrupted by SIGTERM: training stopped in epoch [23] of 30; this run keeps no backup: "
+        r"rerunning starts at epoch 1",
+        chief.strip().splitlines()[-1],
+    )
+    assert re.fullmatch(
+        r"ERROR segpipe: training stopped in epoch [23] of 30: another worker of the TF_CONFIG cluster stopped or "
+        r"cannot be reached \(Collective ops is aborted by: .+\); start the train stage again on every worker "
+        r"\(a run over several workers keeps no backup: it starts at epoch 1\)",
+        other.strip().splitlines()[-1],
+    )
+    assert "Traceback" not in chief + other

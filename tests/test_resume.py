@@ -4,14 +4,17 @@ uninterrupted run ends: same weights, same metrics, curves without gaps or repea
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
 import yaml
 
-from tests.helpers import ROOT, TINY, merged, run_script, start_script
+from tests.helpers import ROOT, TINY, merged, run_script, script_env, start_script
 
 pytestmark = pytest.mark.slow
 EPOCHS = 4
@@ -86,3 +89,36 @@ def test_a_backup_from_other_params_is_not_resumed(prepared_project, tmp_path):
     assert "resuming" not in log
     rows = (project / "metrics/train/plots/metrics/train/loss.tsv").read_text().splitlines()
     assert [row.split("\t")[0] for row in rows[1:]] == [str(step) for step in range(EPOCHS)]
+
+
+def test_ctrl_c_stops_training_in_one_line_and_a_rerun_resumes_after_the_saved_epoch(prepared_project, tmp_path):
+    project = copy_project(prepared_project, tmp_path / "interrupted")
+    stamp = project / "models" / ".backup" / "run.json"
+    with (project / "stderr.txt").open("w") as stderr:  # a file: a full pipe would stall training
+        run = subprocess.Popen(
+            [sys.executable, str(ROOT / "stages/train.py")], cwd=project, env=script_env(), stderr=stderr
+        )
+    try:
+        deadline = time.monotonic() + 300
+        while not (stamp.exists() and json.loads(stamp.read_text() or "{}").get("epoch", 0) >= 1):
+            assert run.poll() is None, "training ended before the first epoch's backup appeared"
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        run.send_signal(signal.SIGINT)
+        assert run.wait(timeout=60) == 130
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    log = (project / "stderr.txt").read_text()
+    saved = json.loads(stamp.read_text())["epoch"]
+    stopped = re.search(r"training stopped in epoch (\d+) of 4", log)
+    assert stopped and int(stopped[1]) in (saved, saved + 1)  # in the epoch after the saved one, or its stamp
+    assert log.strip().splitlines()[-1] == (
+        f"ERROR segpipe: interrupted by Ctrl-C: training stopped in epoch {stopped[1]} of {EPOCHS}; "
+        f"rerunning resumes after epoch {saved}, the last one saved (in models/.backup)"
+    )
+    assert "Traceback" not in log
+    assert not (project / "models" / "model.keras").exists()
+    assert f"resuming from the backup in models/.backup after epoch {saved}" in stage(project, "train").stderr
+    assert (project / "models" / "model.keras").is_file()

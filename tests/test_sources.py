@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -142,6 +143,15 @@ def test_with_several_workers_the_first_bad_example_in_order_is_reported(tmp_pat
         prepare_dataset(data_config(project_params, **folder(root)), tmp_path / "failed", workers=4)
     image = root / "images" / "cat_3.jpg"
     assert str(error.value) == f"{image}: unreadable image (cannot identify image file {str(image)!r})"
+
+
+def test_a_bad_example_leaves_no_thread_running(tmp_path, project_params):
+    root = write_masks_folder(tmp_path / "toy", count=12, num_classes=3)
+    Image.new("RGB", (20, 20)).save(root / "masks" / "img_0.png")
+    config = data_config(project_params, **folder(root, "masks", class_names=["a", "b", "c"]))
+    with pytest.raises(DataError, match=r"img_0\.png: a mask must be a single-channel image, got mode RGB"):
+        prepare_dataset(config, tmp_path / "out", workers=3)
+    assert [thread.name for thread in threading.enumerate() if thread.name.startswith("prepare")] == []
 
 
 def test_entry_names_that_leave_the_folder_are_refused(tmp_path, project_params):

@@ -234,6 +234,7 @@ class TrainConfig:
     mixed_precision: MixedPrecision
     jit_compile: bool
     distribute: Distribute
+    cluster_timeout: float
     in_memory_max_mb: float
 
     def validate(self, key: str) -> None:
@@ -247,6 +248,8 @@ class TrainConfig:
         _at_least(f"{key}.early_stopping_patience", self.early_stopping_patience, 0, 100_000)
         _at_least(f"{key}.seed", self.seed, 0, MAX_SEED)
         self.augment.validate(f"{key}.augment")
+        if not 0 < self.cluster_timeout <= 86_400:
+            raise ConfigError(f"{key}.cluster_timeout must be in (0, 86400] seconds, got {self.cluster_timeout}")
         if not 0 <= self.in_memory_max_mb <= 1e9:
             raise ConfigError(f"{key}.in_memory_max_mb must be in [0, 1e9], got {self.in_memory_max_mb}")
         if self.jit_compile and self.deterministic:

@@ -4,14 +4,14 @@ writes the outputs, how data is split between workers, and the fixes Keras 3 nee
 
 from __future__ import annotations
 
-import json
-import os
+import signal
 from collections.abc import Callable
 
 import keras
 import tensorflow as tf
 
-from segpipe.config import Distribute
+from segpipe.cluster import cluster_from_environment, wait_for_the_others
+from segpipe.config import Distribute, TrainConfig
 from segpipe.errors import ConfigError
 from segpipe.prepared import PreparedData
 
@@ -27,33 +27,47 @@ class _MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
         return super().reduce(reduce_op, value, axis)
 
 
-def _cluster_or_local_gpus() -> tf.distribute.Strategy:
-    if json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster"):
-        return _MultiWorkerMirroredStrategy()
-    return _all_local_devices() if len(tf.config.list_logical_devices("GPU")) > 1 else tf.distribute.get_strategy()
+def _cluster_or_local_gpus(train: TrainConfig) -> tf.distribute.Strategy:
+    cluster = cluster_from_environment()
+    if cluster is None:
+        return _all_local_devices(train) if len(tf.config.list_logical_devices("GPU")) > 1 else _default(train)
+    wait_for_the_others(cluster, train.cluster_timeout)
+    strategy = _MultiWorkerMirroredStrategy()
+    # TensorFlow's coordination agent has just replaced the SIGTERM handler with one that only records a
+    # preemption notice (for a PreemptionCheckpointHandler, unused here): `kill` would not stop training.
+    # Put back the one Python knows (runner's clean stop, or the default, which ends the process).
+    if signal.getsignal(signal.SIGTERM) is not None:
+        signal.signal(signal.SIGTERM, signal.getsignal(signal.SIGTERM))
+    return strategy
 
 
-def _all_local_devices() -> tf.distribute.Strategy:
+def _all_local_devices(train: TrainConfig) -> tf.distribute.Strategy:
     gpus = tf.config.list_logical_devices("GPU")
     return tf.distribute.MirroredStrategy(
         devices=[device.name for device in gpus or tf.config.list_logical_devices("CPU")]
     )
 
 
-STRATEGIES: dict[Distribute, Callable[[], tf.distribute.Strategy]] = {
+def _default(train: TrainConfig) -> tf.distribute.Strategy:
+    return tf.distribute.get_strategy()
+
+
+STRATEGIES: dict[Distribute, Callable[[TrainConfig], tf.distribute.Strategy]] = {
     "auto": _cluster_or_local_gpus,
     "mirrored": _all_local_devices,
-    "none": tf.distribute.get_strategy,
+    "none": _default,
 }
 
 
-def distribution_strategy(kind: Distribute) -> tf.distribute.Strategy:
+def distribution_strategy(train: TrainConfig) -> tf.distribute.Strategy:
     """The strategy `train.distribute` asks for (see params.yaml).
 
     A `MultiWorkerMirroredStrategy` (auto with a `TF_CONFIG` cluster) must be created before
     TensorFlow starts its runtime, and only once: call this first, then pass it to `train_model`.
+    It is created once every other worker is up: after `train.cluster_timeout` seconds without
+    one, a `PipelineError` names those missing (`cluster.wait_for_the_others`).
     """
-    return STRATEGIES[kind]()
+    return STRATEGIES[train.distribute](train)
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:

@@ -193,12 +193,13 @@ def train_model(
 
     With `live_dir`, DVCLive logs every epoch there. With `backup_dir`, the state after each
     epoch is backed up; a run killed midway resumes from its last complete epoch, and the
-    backup is removed when training completes. A diverging run raises `TrainingDiverged`.
-    `strategy` defaults to `distribution_strategy(train.distribute)`; a multi-worker one keeps no
+    backup is removed when training completes. A diverging run raises `TrainingDiverged`; an interrupted
+    one re-raises its `KeyboardInterrupt` with a note saying where it stopped and what a rerun does.
+    `strategy` defaults to `distribution_strategy(train)`; a multi-worker one keeps no
     backup, and only its chief should be given `live_dir` (DVCLive's callback writes on any worker).
     """
     steps_per_epoch = prepared.steps_per_epoch(train.batch_size)
-    strategy = strategy or distribution_strategy(train.distribute)
+    strategy = strategy or distribution_strategy(train)
     multi_worker = strategy.cluster_resolver is not None and bool(strategy.cluster_resolver.cluster_spec().jobs)
     if multi_worker:
         check_every_replica_gets_examples(prepared, train.batch_size, strategy.num_replicas_in_sync)
@@ -242,15 +243,28 @@ def train_model(
     batches = sharded_by_data(training_dataset(prepared, train, start_epoch))
     if multi_worker:
         build_from_specs(model, strategy, batches.element_spec)
-    history = model.fit(
-        batches,
-        steps_per_epoch=steps_per_epoch,
-        validation_data=sharded_by_data(prepared.batches("val", train.batch_size)),
-        epochs=train.epochs,
-        callbacks=callbacks,
-        shuffle=False,  # the dataset shuffles itself, seeded, so that a resumed run sees the same batches
-        verbose=2,
-    )
+    try:
+        history = model.fit(
+            batches,
+            steps_per_epoch=steps_per_epoch,
+            validation_data=sharded_by_data(prepared.batches("val", train.batch_size)),
+            epochs=train.epochs,
+            callbacks=callbacks,
+            shuffle=False,  # the dataset shuffles itself, seeded, so that a resumed run sees the same batches
+            verbose=2,
+        )
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: runner's one line says what a rerun does
+        epoch = guard.epoch or start_epoch + 1
+        stop.add_note(training_log.stop_note(backup_dir, epoch, train.epochs, resumable=exact))
+        raise
+    except PEER_FAILURES as error:
+        if not multi_worker:
+            raise
+        raise PipelineError(
+            f"training stopped in epoch {guard.epoch or 1} of {train.epochs}: another worker of the TF_CONFIG "
+            f"cluster stopped or cannot be reached ({_first_cause(error)}); start the train stage again on every "
+            "worker (a run over several workers keeps no backup: it starts at epoch 1)"
+        ) from None
     if guard.diverged:
         if backup_dir is not None:
             training_log.discard_backup(backup_dir)  # never resume a diverged run
@@ -262,6 +276,25 @@ def train_model(
     if policy != "float32":  # evaluation and serving compute in float32, with the trained (float32) weights
         model = float32_twin(model, prepared, model_config)
     return model, history.history
+
+
+# What a multi-worker step raises when a peer stopped (killed, interrupted, its machine gone) or stopped answering.
+PEER_FAILURES = (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.DeadlineExceededError)
+
+
+def _first_cause(error: tf.errors.OpError) -> str:
+    """TensorFlow's reason for aborting the collectives ("Collective ops is aborted by: Socket closed"), on one
+    line (a list of tasks that follows it joined on), or the error's kind."""
+    lines = str(error.message).splitlines()
+    start = next((i for i, line in enumerate(lines) if "aborted by" in line), None)
+    if start is None:
+        return type(error).__name__
+    cause = [lines[start].strip()]
+    for line in lines[start + 1 :]:
+        if not cause[-1].endswith(":") or not line.strip():
+            break
+        cause.append(line.strip())
+    return " ".join(cause)
 
 
 def float32_twin(model: keras.Model, prepared: PreparedData, model_config: ModelConfig) -> keras.Model:

@@ -84,6 +84,22 @@ class BackupStamp(keras.callbacks.Callback):
                 older.unlink()
 
 
+def stop_note(backup_dir: Path | None, epoch: int, epochs: int, resumable: bool) -> str:
+    """Where a run stopped in `epoch` (from 1) of `epochs`, and from where a rerun with this backup starts."""
+    stopped = f"training stopped in epoch {epoch} of {epochs}"
+    saved = _stamp(backup_dir).get("epoch", 0) if backup_dir is not None else 0
+    if backup_dir is None:
+        return f"{stopped}; this run keeps no backup: rerunning starts at epoch 1"
+    if not saved:
+        return f"{stopped}, before any epoch was saved: rerunning starts at epoch 1"
+    if not resumable:  # resume_epoch discards the backup
+        return (
+            f"{stopped}; rerunning starts at epoch 1 (with model.dropout or train.early_stopping_patience above 0 "
+            "a resumed run would not equal an uninterrupted one)"
+        )
+    return f"{stopped}; rerunning resumes after epoch {saved}, the last one saved (in {backup_dir})"
+
+
 def start_backup(backup_dir: Path, fingerprint: str) -> None:
     """An empty backup folder stamped as this run's, replacing only a backup of ours."""
     discard_backup(backup_dir)
@@ -112,9 +128,8 @@ def restore_backup(backup_dir: Path, fingerprint: str) -> tuple[int, str | None]
     """
     if not (backup_dir / BACKUP_STAMP).is_file():
         return 0, None
-    try:
-        stamp = json.loads((backup_dir / BACKUP_STAMP).read_text())
-    except ValueError:
+    stamp = _stamp(backup_dir)
+    if not stamp:
         return 0, f"its {BACKUP_STAMP} is unreadable"
     if stamp.get("fingerprint") != fingerprint:
         return 0, "it was made by another run (other params, data or code)"
@@ -129,6 +144,15 @@ def restore_backup(backup_dir: Path, fingerprint: str) -> tuple[int, str | None]
         shutil.copyfile(committed, tmp)
     atomic.write_json(backup_dir / BACKUP_METADATA, {"epoch": stamp["epoch"], "batch": 0})
     return stamp["epoch"], None
+
+
+def _stamp(backup_dir: Path) -> dict:
+    """The backup's stamp, or {} if it has none or it is unreadable."""
+    try:
+        stamp = json.loads((backup_dir / BACKUP_STAMP).read_text())
+    except (OSError, ValueError):
+        return {}
+    return stamp if isinstance(stamp, dict) else {}
 
 
 def _sha256(path: Path) -> str | None:
