@@ -1,4 +1,4 @@
-"""How every stage and the CLI end when stopped: Ctrl-C or SIGTERM is one line and exit 130 or 143."""
+"""How every stage and the CLI end: Ctrl-C or SIGTERM in one line (exit 130 or 143), errors under DVC."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import signal
 
 import pytest
 
+from segpipe.errors import DataError
 from segpipe.runner import run_main
 
 
@@ -46,3 +47,29 @@ def test_the_sigterm_handler_is_put_back_afterwards():
     before = signal.getsignal(signal.SIGTERM)
     run_main(lambda: None)
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_an_error_under_dvc_says_how_to_restore_the_outputs_dvc_deleted(monkeypatch, caplog):
+    monkeypatch.setenv("DVC_STAGE", "prepare")
+
+    def bad() -> None:
+        raise DataError("data/images/a.png: unreadable image (broken)")
+
+    with pytest.raises(SystemExit) as stop:
+        run_main(bad)
+    assert stop.value.code == 1
+    assert caplog.records[-1].getMessage() == (
+        "data/images/a.png: unreadable image (broken) (DVC deleted this stage's outputs before running it: "
+        "`dvc checkout prepare` restores the cached ones, `git checkout metrics plots` the committed metrics and plots)"
+    )
+
+
+def test_the_check_stage_needs_no_restore_advice(monkeypatch, caplog):
+    monkeypatch.setenv("DVC_STAGE", "check")
+
+    def bad() -> None:
+        raise DataError("train.epochs must be >= 1, got 0")
+
+    with pytest.raises(SystemExit):
+        run_main(bad)
+    assert caplog.records[-1].getMessage() == "train.epochs must be >= 1, got 0"

@@ -4,6 +4,7 @@ Ctrl-C or SIGTERM as one line saying what the stop left (exit 130 or 143, as a s
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -40,7 +41,7 @@ def run_main(main: Callable[[], None]) -> None:
         log.error("interrupted by %s: %s", by, "; ".join(getattr(stop, "__notes__", [OUTPUTS_UNCHANGED])))
         sys.exit(code)
     except PipelineError as error:
-        log.error("%s", error)
+        log.error("%s%s", error, _after_dvc_deleted_outputs())
         sys.exit(1)
     except OSError as error:  # a read-only or full disk, a missing folder: name the file, keep the old outputs
         log.error("cannot write or read %s: %s", error.filename or "a file", error.strerror or error)
@@ -54,3 +55,15 @@ def run_main(main: Callable[[], None]) -> None:
     finally:
         if previous is not None:  # None: a handler set outside Python, which cannot be put back
             signal.signal(signal.SIGTERM, previous)
+
+
+def _after_dvc_deleted_outputs() -> str:
+    """Under `dvc repro`, how to get back the outputs DVC deleted before it ran this stage (the check stage
+    runs before any other stage's outputs are deleted, so it needs no such advice)."""
+    stage = os.environ.get("DVC_STAGE", "")
+    if not stage or stage == "check":
+        return ""
+    return (
+        f" (DVC deleted this stage's outputs before running it: `dvc checkout {stage}` restores the cached ones, "
+        "`git checkout metrics plots` the committed metrics and plots)"
+    )
