@@ -242,3 +242,16 @@ def test_a_failed_run_creates_no_output_folder(model_path, tmp_path):
     (tmp_path / "in" / "broken.jpg").write_text("not an image")
     assert predict(model_path, tmp_path / "in" / "broken.jpg", "--out", tmp_path / "new" / "masks") == 1
     assert sorted(path.name for path in tmp_path.iterdir()) == ["in"]
+
+
+def test_a_16_bit_photo_gets_the_mask_of_its_8_bit_copy(model_path, tmp_path):
+    rng = np.random.default_rng(0)
+    eight = rng.integers(0, 256, (30, 40), dtype=np.uint8)
+    (tmp_path / "in8").mkdir()
+    (tmp_path / "in16").mkdir()
+    Image.fromarray(eight).save(tmp_path / "in8" / "scan.png")
+    Image.fromarray(eight.astype(np.uint16) * 257).save(tmp_path / "in16" / "scan.png")
+    assert predict(model_path, tmp_path / "in8", "--out", tmp_path / "out8") == 0
+    assert predict(model_path, tmp_path / "in16", "--out", tmp_path / "out16") == 0
+    mask8, mask16 = (np.asarray(Image.open(tmp_path / out / "scan.png")) for out in ("out8", "out16"))
+    np.testing.assert_array_equal(mask16, mask8)

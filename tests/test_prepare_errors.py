@@ -29,7 +29,10 @@ MASKS = {"source": "folder", "folder": {"path": "toy", "layout": "masks", "class
 
 def spoil_with_rgb_mask(folder: Path, name: str) -> str:
     Image.new("RGB", (20, 20), (1, 2, 0)).save(folder / "masks" / name)
-    return f"toy/masks/{name}: a mask must be a single-channel image, got mode RGB"
+    return (
+        f"toy/masks/{name}: a mask must be a single-channel image of class ids "
+        "(mode 1, L, P, I, I;16, I;16L, I;16B, I;16N), got mode RGB"
+    )
 
 
 def spoil_with_unknown_class(folder: Path, name: str) -> str:

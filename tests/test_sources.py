@@ -149,7 +149,10 @@ def test_a_bad_example_leaves_no_thread_running(tmp_path, project_params):
     root = write_masks_folder(tmp_path / "toy", count=12, num_classes=3)
     Image.new("RGB", (20, 20)).save(root / "masks" / "img_0.png")
     config = data_config(project_params, **folder(root, "masks", class_names=["a", "b", "c"]))
-    with pytest.raises(DataError, match=r"img_0\.png: a mask must be a single-channel image, got mode RGB"):
+    with pytest.raises(
+        DataError,
+        match=r"img_0\.png: a mask must be a single-channel image of class ids \(mode 1, L, P, .*\), got mode RGB",
+    ):
         prepare_dataset(config, tmp_path / "out", workers=3)
     assert [thread.name for thread in threading.enumerate() if thread.name.startswith("prepare")] == []
 

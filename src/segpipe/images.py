@@ -31,19 +31,49 @@ _TRANSPOSE = {
 def read_rgb(path: Path, upright: bool = False, max_pixels: int | None = None) -> np.ndarray:
     """Any image file PIL can read (by content, not by name), as uint8 H×W×3 RGB.
 
-    `upright` applies the EXIF orientation tag (phone photos are often stored sideways with a tag);
-    prepare leaves it off, since dataset masks are drawn on the stored pixels. An image of more
-    than `max_pixels` is refused from its header, before its pixels are decoded.
+    `upright` applies the EXIF orientation tag (phone photos are often stored sideways with a tag;
+    prepare applies it through `read_pair`, turning the mask the same way). An image of more than
+    `max_pixels` is refused from its header, before its pixels are decoded. High-bit-depth
+    grayscale (16-bit, 32-bit integer, float: `HIGH_DEPTH_MODES`) is scaled to 8 bits by
+    `eight_bit`, never clipped; of a multi-frame file (GIF, TIFF) the first frame is read.
     """
     with _opened(path, max_pixels) as image:
         turn = _TRANSPOSE.get(image.getexif().get(_ORIENTATION, 1)) if upright else None
         if turn is not None:
             image = image.transpose(turn)
+        if image.mode in HIGH_DEPTH_MODES:  # PIL's own conversion clips them at 255: almost all white
+            return np.repeat(eight_bit(np.asarray(image))[..., None], 3, axis=-1)
         if image.mode in ("P", "PA", "LA"):  # palettes may carry transparency: expand it first
             image = image.convert("RGBA")
         if image.mode != "RGB":  # no copy when it already is: prepare's threads share Python's lock
             image = image.convert("RGB")
         return np.asarray(image, dtype=np.uint8)
+
+
+HIGH_DEPTH_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N", "F")
+_BIT_DEPTHS = (8, 10, 12, 14, 16, 24, 32)  # what cameras and containers hold: 12-bit data often sits in 16 bits
+
+
+def eight_bit(values: np.ndarray) -> np.ndarray:
+    """Grayscale of any depth as uint8 (H×W), scaled so that images of one camera scale alike.
+
+    Integers are divided by the full range of the smallest common bit depth that holds their largest
+    value (a 12-bit sensor's 0..4095 in a 16-bit file maps to 0..255, as does a full 16-bit image's
+    0..65535); negative integers are shifted to start at 0. Floats in [0, 1] are multiplied by 255,
+    other floats are scaled from their own minimum to maximum; NaN and infinities become 0.
+    """
+    if np.issubdtype(values.dtype, np.floating):
+        values = np.nan_to_num(values.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+        if low >= 0.0 and high <= 1.0:
+            return np.round(values * 255.0).astype(np.uint8)
+        span = high - low or 1.0  # a constant image: all 0, not a division by zero
+        return np.round((values - low) / span * 255.0).astype(np.uint8)
+    values = values.astype(np.int64)
+    values = values - min(0, int(values.min(initial=0)))
+    top = int(values.max(initial=0))
+    depth = next(bits for bits in _BIT_DEPTHS if top < 2**bits)
+    return np.round(values * (255.0 / (2**depth - 1))).astype(np.uint8)
 
 
 def read_pair(image_path: Path, mask_path: Path, max_pixels: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -63,15 +93,16 @@ def read_pair(image_path: Path, mask_path: Path, max_pixels: int | None = None) 
         return pixels, _mask_values(mask, mask_path)
 
 
-def read_mask(path: Path) -> np.ndarray:
-    """A single-channel label image (grayscale or palette indices) as uint8 H×W×1."""
-    with _opened(path) as image:
-        return _mask_values(image, path)
+# Single-channel modes whose values are class ids: bilevel (0/1), 8-bit, palette indices, 16/32-bit integers.
+MASK_MODES = ("1", "L", "P", "I", "I;16", "I;16L", "I;16B", "I;16N")
 
 
 def _mask_values(image: Image.Image, path: Path) -> np.ndarray:
-    if image.mode not in ("L", "P", "I", "I;16"):
-        raise DataError(f"{path}: a mask must be a single-channel image, got mode {image.mode}")
+    if image.mode not in MASK_MODES:
+        raise DataError(
+            f"{path}: a mask must be a single-channel image of class ids (mode {', '.join(MASK_MODES)}), "
+            f"got mode {image.mode}"
+        )
     values = np.asarray(image)
     if values.max(initial=0) > 255:
         raise DataError(f"{path}: mask values must be below 256, found {int(values.max())}")
