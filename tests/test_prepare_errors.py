@@ -122,7 +122,11 @@ def test_a_bad_example_under_dvc_repro_fails_the_stage_and_releases_the_lock(tmp
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
     assert process.returncode == 255, output  # DVC's code for a stage that failed
-    assert f"ERROR segpipe: {message}\n" in output
+    restore = (
+        " (DVC deleted this stage's outputs before running it: `dvc checkout prepare` restores the cached ones, "
+        "`git checkout metrics plots` the committed metrics and plots)"
+    )
+    assert f"ERROR segpipe: {message}{restore}\n" in output
     assert "ERROR: failed to reproduce 'prepare': failed to run: python stages/prepare.py, exited with 1" in output
     assert "Traceback" not in output
     # The lock is free: DVC answers at once, and reports prepare as changed (it never completed).
