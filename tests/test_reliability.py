@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import zipfile
 
 import numpy as np
 import pytest
@@ -165,7 +166,9 @@ def test_a_diverging_run_stops_in_one_line_and_keeps_no_model(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     assert run_script("stages/prepare.py", tmp_path).returncode == 0
     (tmp_path / "models").mkdir()
-    (tmp_path / "models" / "model.keras").write_text("an earlier run's model")
+    with zipfile.ZipFile(tmp_path / "models" / "model.keras", "w") as earlier:  # an earlier run's model
+        earlier.writestr("config.json", "{}")
+        earlier.writestr("metadata.json", "{}")
     result = run_script("stages/train.py", tmp_path)
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
