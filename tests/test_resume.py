@@ -59,11 +59,7 @@ def test_killed_run_resumes_to_the_same_weights_and_metrics(prepared_project, tm
     resumed = with_memory_budget(copy_project(prepared_project, tmp_path / "resumed"), megabytes)
     stamp = resumed / "models" / ".backup" / "run.json"  # written last: an epoch's backup is complete
     run = start_script("stages/train.py", resumed)
-    deadline = time.monotonic() + 300
-    while not (stamp.exists() and json.loads(stamp.read_text() or "{}").get("epoch", 0) >= 2):
-        assert run.poll() is None, "training ended before the second epoch's backup appeared"
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_for_backed_up_epoch(run, stamp, 2)
     run.send_signal(signal.SIGKILL)
     run.wait()
     assert not (resumed / "models" / "model.keras").exists()
@@ -77,6 +73,15 @@ def test_killed_run_resumes_to_the_same_weights_and_metrics(prepared_project, tm
         tsv = f"metrics/train/plots/metrics/{split}/mean_iou.tsv"
         assert (resumed / tsv).read_text() == (straight / tsv).read_text()
     assert not (resumed / "models" / ".backup").exists()
+
+
+def wait_for_backed_up_epoch(run, stamp, epoch: int) -> None:
+    """Wait until the training process `run` has committed `epoch` to its backup (its stamp is written last)."""
+    deadline = time.monotonic() + 300
+    while not (stamp.exists() and json.loads(stamp.read_text() or "{}").get("epoch", 0) >= epoch):
+        assert run.poll() is None, f"training ended before epoch {epoch}'s backup appeared"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
 
 
 def test_a_backup_from_other_params_is_not_resumed(prepared_project, tmp_path):
@@ -99,11 +104,7 @@ def test_ctrl_c_stops_training_in_one_line_and_a_rerun_resumes_after_the_saved_e
             [sys.executable, str(ROOT / "stages/train.py")], cwd=project, env=script_env(), stderr=stderr
         )
     try:
-        deadline = time.monotonic() + 300
-        while not (stamp.exists() and json.loads(stamp.read_text() or "{}").get("epoch", 0) >= 1):
-            assert run.poll() is None, "training ended before the first epoch's backup appeared"
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_for_backed_up_epoch(run, stamp, 1)
         run.send_signal(signal.SIGINT)
         assert run.wait(timeout=60) == 130
     finally:

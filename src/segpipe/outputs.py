@@ -45,7 +45,8 @@ def refuse_unowned_outputs(paths: PathsConfig, stage: str | None = None) -> None
 
 
 def refuse_foreign_live_dir(live_dir: Path) -> None:
-    """Refuse `live_dir` unless it is absent, empty, or DVCLive's own (it holds metrics.json or plots/metrics/)."""
+    """Refuse `live_dir` unless it is absent, empty, or DVCLive's own (it holds metrics.json or plots/metrics/):
+    a fresh run's DVCLive deletes metrics.json, params.yaml, report.*, dvc.yaml and plots/*/ in it."""
     if live_dir.is_file() or (
         live_dir.is_dir()
         and any(live_dir.iterdir())

@@ -24,7 +24,7 @@ from typing import Literal
 import keras
 from dvclive.keras import DVCLiveCallback
 
-from segpipe import atomic, outputs
+from segpipe import atomic
 from segpipe.errors import PipelineError
 from segpipe.outputs import BACKUP_STAMP
 
@@ -45,10 +45,9 @@ def metric_tsv(live_dir: str | Path, split: LogSplit, metric: str) -> Path:
 def live_callback(live_dir: str | Path, start_epoch: int) -> DVCLiveCallback:
     """DVCLive's Keras callback; on resume, its logs continue at `start_epoch` with no gap or repeat.
 
-    A fresh run's DVCLive deletes its own names in `live_dir` (metrics.json, params.yaml, report.*,
-    dvc.yaml, plots/*/): a folder that is not DVCLive's is refused first, so none of a user's files go.
+    A fresh run's DVCLive deletes its own file names in `live_dir`: the train stage has refused a
+    folder that is not DVCLive's before (`outputs.refuse_unowned_outputs`).
     """
-    outputs.refuse_foreign_live_dir(Path(live_dir))
     if start_epoch:
         for tsv in (Path(live_dir) / "plots" / "metrics").rglob("*.tsv"):
             rows = tsv.read_text().splitlines()
