@@ -147,7 +147,8 @@ def benchmark_params(params: Params, folder: Path, image_size: int) -> Params:
         params.data,
         source="folder",
         image_size=image_size,
-        folder=dataclasses.replace(params.data.folder, path=str(folder), layout="oxford"),
+        input=str(folder),
+        folder=dataclasses.replace(params.data.folder, layout="oxford"),
     )
     return dataclasses.replace(params, data=data)
 

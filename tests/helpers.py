@@ -70,7 +70,7 @@ PROJECT_FILES = [
     ".dvc/plots",
     "stages",
     "src",
-    "data/images",
+    "data/input",
 ]
 
 

@@ -75,6 +75,10 @@ def test_project_params_load_with_their_documented_values():
             "export.tflite_quantization must be one of none, float16, dynamic_range, got 'int4'",
         ),
         ({"data": {"folder": {"layout": "coco"}}}, "data.folder.layout must be one of oxford, masks, got 'coco'"),
+        (
+            {"data": {"folder": {"class_names": [f"c{index}" for index in range(257)]}}},
+            "data.folder.class_names must name at most 256 classes (masks hold 8-bit class ids), got 257",
+        ),
         ({"paths": {"worst": "plots/worst.jpg"}}, "paths.worst must name a .png file, got 'plots/worst.jpg'"),
         (
             {"train": {"jit_compile": True, "deterministic": True}},
@@ -93,6 +97,20 @@ def test_unknown_key_is_refused_with_a_suggestion(tmp_path, project_params):
     project_params["train"]["epoch"] = 3
     with pytest.raises(ConfigError, match=r"^train\.epoch is not a known param \(did you mean 'epochs'\?\)$"):
         load_params(write(tmp_path, project_params))
+
+
+@pytest.mark.parametrize(
+    ("section", "old"),
+    [(("data",), "manual_dir"), (("data", "folder"), "path")],
+)
+def test_a_renamed_key_is_refused_with_its_new_name(tmp_path, project_params, section, old):
+    mapping = project_params
+    for name in section:
+        mapping = mapping[name]
+    mapping[old] = "data/images"
+    with pytest.raises(ConfigError) as error:
+        load_params(write(tmp_path, project_params))
+    assert str(error.value) == f"{'.'.join(section)}.{old} is now data.input: rename it in params.yaml"
 
 
 def test_unknown_section_is_refused(tmp_path, project_params):

@@ -44,3 +44,9 @@ def test_stage_lists_exactly_the_package_modules_its_script_imports(stage):
     listed = {dep for dep in deps if dep.startswith("src/")}
     assert f"stages/{stage}.py" in deps
     assert listed == imported_closure(ROOT / "stages" / f"{stage}.py")
+
+
+def test_prepare_reads_one_input_folder_whatever_the_source():
+    """One param names the folder prepare reads (images, or TFDS's archives), so no unused folder is hashed."""
+    deps = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["prepare"]["deps"]
+    assert [dep for dep in deps if dep.startswith("${")] == ["${paths.checked}", "${data.input}"]

@@ -59,9 +59,9 @@ def test_an_output_linked_into_the_code_is_refused(tmp_path, monkeypatch):
     ("data", "output", "message"),
     [
         (
-            {"manual_dir": "data/manual"},
+            {"input": "data/manual"},
             "data/manual/images.tar.gz",
-            "paths.model (data/manual/images.tar.gz) is inside data.manual_dir (data/manual)",
+            "paths.model (data/manual/images.tar.gz) is inside data.input (data/manual)",
         ),
         (
             {"tfds_data_dir": "data/tfds"},
@@ -69,9 +69,9 @@ def test_an_output_linked_into_the_code_is_refused(tmp_path, monkeypatch):
             "paths.model (data/tfds/model.keras) is inside data.tfds_data_dir (data/tfds)",
         ),
         (
-            {"source": "folder", "folder": {"path": "data/images"}},
-            "data/images/cat.keras",
-            "paths.model (data/images/cat.keras) is inside data.folder.path (data/images)",
+            {"source": "folder", "input": "data/input"},
+            "data/input/cat.keras",
+            "paths.model (data/input/cat.keras) is inside data.input (data/input)",
         ),
     ],
 )
@@ -83,8 +83,8 @@ def test_an_output_inside_an_input_folder_is_refused(data, output, message):
     ("changes", "key"),
     [
         ({"paths": {"model": "models/a\x00b.keras"}}, "paths.model"),
-        ({"data": {"folder": {"path": "data/im\x00ages"}}}, "data.folder.path"),
-        ({"data": {"manual_dir": "data/\x00"}}, "data.manual_dir"),
+        ({"data": {"input": "data/im\x00ages"}}, "data.input"),
+        ({"data": {"tfds_data_dir": "data/\x00"}}, "data.tfds_data_dir"),
     ],
 )
 def test_a_path_with_a_nul_byte_is_refused_naming_the_key(changes, key):

@@ -126,6 +126,39 @@ def test_a_file_that_is_not_a_model_is_refused(tmp_path, caplog):
     )
 
 
+def test_a_keras_file_that_is_not_a_zip_archive_is_refused_as_such(tmp_path, caplog):
+    (tmp_path / "model.keras").write_bytes(b"\x89PNG not a model")
+    assert predict(tmp_path / "model.keras", photos(tmp_path / "in"), "--out", tmp_path / "out") == 1
+    assert last_error(caplog) == (
+        f"{tmp_path / 'model.keras'}: not a Keras model (a .keras file is a zip archive; this one is not)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("{broken", "not valid JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"),
+        ("[1, 2]", "must be a JSON object whose class_names is a list of strings"),
+        ('{"class_names": "pet"}', "must be a JSON object whose class_names is a list of strings"),
+    ],
+)
+def test_a_broken_model_info_beside_the_model_is_refused_in_one_line(model_path, tmp_path, caplog, text, problem):
+    folder = tmp_path / "export"
+    folder.mkdir()
+    (folder / "model.keras").write_bytes(model_path.read_bytes())
+    (folder / "model_info.json").write_text(text)
+    assert predict(folder / "model.keras", photos(tmp_path / "in"), "--out", tmp_path / "out") == 1
+    assert last_error(caplog) == f"{folder / 'model_info.json'}: {problem}; re-export the model (dvc repro export)"
+
+
+def test_a_model_of_more_classes_than_a_palette_holds_is_refused(tmp_path, caplog):
+    path = tmp_path / "wide.keras"
+    save_model(build_unet(16, 300, CONFIG, Normalization(scale=1 / 255, offset=0.0)), path)
+    assert predict(path, photos(tmp_path / "in"), "--out", tmp_path / "out") == 1
+    assert last_error(caplog) == f"{path} predicts 300 classes; masks are 8-bit palette PNGs, which hold at most 256"
+    assert not (tmp_path / "out").exists()
+
+
 def test_an_input_that_is_not_an_image_stops_before_anything_is_written(model_path, tmp_path, caplog):
     photos(tmp_path / "in")
     assert predict(model_path, tmp_path / "in", "--out", tmp_path / "out") == 0

@@ -32,7 +32,7 @@ def params_with(changes: dict):
         ({"live": "."}, "paths.live must be a relative path inside the project"),
         ({"prepared": "src/prepared"}, "paths.prepared must be a relative path inside the project"),
         ({"confusion": "plots/image_iou.csv"}, "paths.confusion (plots/image_iou.csv) overlaps paths.image_iou"),
-        ({"prepared": "data", "checked": "models/checked.json"}, "paths.prepared (data) contains data.folder.path"),
+        ({"prepared": "data", "checked": "models/checked.json"}, "paths.prepared (data) contains data.input"),
     ],
 )
 def test_output_paths_that_could_destroy_data_are_refused_at_load(paths, message):
@@ -238,8 +238,8 @@ def masks_set(root, count=4):
 
 
 def folder_data(root, **changes):
-    folder = {"path": str(root), "layout": "masks", "class_names": ["a", "b", "c"], "test_fraction": 0.5}
-    params = params_with(merged(TINY, {"data": {"source": "folder", "folder": folder, **changes}}))
+    folder = {"layout": "masks", "class_names": ["a", "b", "c"], "test_fraction": 0.5}
+    params = params_with(merged(TINY, {"data": {"source": "folder", "input": str(root), "folder": folder, **changes}}))
     params.validate()
     return params.data
 

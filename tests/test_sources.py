@@ -30,7 +30,7 @@ def data_config(project_params, **data_changes):
 
 
 def folder(path, layout="oxford", **folder_changes):
-    return {"source": "folder", "folder": {"path": str(path), "layout": layout, **folder_changes}}
+    return {"source": "folder", "input": str(path), "folder": {"layout": layout, **folder_changes}}
 
 
 def stored(folder, split):
@@ -174,7 +174,7 @@ def test_oxford_without_network_or_archives_fails_fast_with_the_ways_forward(tmp
         project_params,
         dataset="oxford_iiit_pet:4.0.0",
         tfds_data_dir=str(tmp_path / "tfds"),
-        manual_dir=str(tmp_path / "manual"),
+        input=str(tmp_path / "manual"),
     )
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "earlier.txt").write_text("kept")
@@ -186,7 +186,7 @@ def test_oxford_without_network_or_archives_fails_fast_with_the_ways_forward(tmp
     for needed in (
         "oxford_iiit_pet:4.0.0",
         "annotations.tar.gz and images.tar.gz",
-        "data.manual_dir",
+        "data.input",
         "data.source: folder",
         "synthetic_pets",
     ):

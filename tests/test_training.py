@@ -20,8 +20,9 @@ FIVE = ["sky", "road", "car", "tree", "house"]
 @pytest.mark.slow
 def test_a_five_class_masks_folder_trains_and_evaluates_end_to_end(tmp_path, project_params):
     root = write_masks_folder(tmp_path / "toy", count=12, num_classes=5, size=32)
-    folder = {"path": str(root), "layout": "masks", "class_names": FIVE, "test_fraction": 0.25}
-    params = params_from_dict(merged(project_params, merged(TINY, {"data": {"source": "folder", "folder": folder}})))
+    folder = {"layout": "masks", "class_names": FIVE, "test_fraction": 0.25}
+    data = {"source": "folder", "input": str(root), "folder": folder}
+    params = params_from_dict(merged(project_params, merged(TINY, {"data": data})))
     params.validate()
     prepared = prepare_dataset(params.data, tmp_path / "prepared")
     model, history = train_model(prepared, params.model, params.train)

@@ -13,7 +13,7 @@ import itertools
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 
@@ -39,6 +39,7 @@ MAX_SIDE = 4096  # pixels
 MAX_EXAMPLES = 1_000_000
 MAX_BATCH = 65_536
 MAX_SEED = 2**32 - 1  # what numpy and Keras accept
+MAX_CLASSES = 256  # masks and predictions are 8-bit class ids (palette PNGs)
 # Folders no output may be written into: the code, git's and DVC's own state.
 _RESERVED = (".git", ".dvc", "src", "stages", "tests", "benchmarks")
 
@@ -123,25 +124,32 @@ class EmbeddedConfig:
 
 @dataclass(frozen=True)
 class FolderConfig:
-    path: str
+    RENAMED: ClassVar[dict[str, str]] = {"path": "data.input"}
+
     layout: FolderLayout
     class_names: tuple[str, ...]
     test_fraction: float
 
     def validate(self, key: str) -> None:
-        check_path_text(f"{key}.path", self.path)
         if len(self.class_names) < 2 or len(set(self.class_names)) != len(self.class_names):
             raise ConfigError(f"{key}.class_names must name at least 2 distinct classes, got {list(self.class_names)}")
+        if len(self.class_names) > MAX_CLASSES:
+            raise ConfigError(
+                f"{key}.class_names must name at most {MAX_CLASSES} classes (masks hold 8-bit class ids), "
+                f"got {len(self.class_names)}"
+            )
         if not 0.0 < self.test_fraction < 1.0:
             raise ConfigError(f"{key}.test_fraction must be in (0, 1), got {self.test_fraction}")
 
 
 @dataclass(frozen=True)
 class DataConfig:
+    RENAMED: ClassVar[dict[str, str]] = {"manual_dir": "data.input"}
+
     source: SourceKind
     dataset: str
     tfds_data_dir: str
-    manual_dir: str
+    input: str
     download_timeout: float
     folder: FolderConfig
     image_size: int
@@ -162,7 +170,7 @@ class DataConfig:
 
     def validate(self, key: str) -> None:
         check_path_text(f"{key}.tfds_data_dir", self.tfds_data_dir)
-        check_path_text(f"{key}.manual_dir", self.manual_dir)
+        check_path_text(f"{key}.input", self.input)
         if self.source == "tfds":
             known = known_datasets()
             if self.dataset_name not in known:
@@ -312,9 +320,8 @@ class Params:
     def _check_outputs_spare_inputs(self) -> None:
         """No output may be, contain or lie inside a folder the pipeline reads from (links resolved)."""
         inputs = {
-            "data.folder.path": self.data.folder.path,
+            "data.input": self.data.input,
             "data.tfds_data_dir": self.data.tfds_data_dir,
-            "data.manual_dir": self.data.manual_dir,
         }
         for name, output in self.paths.outputs().items():
             target = Path(output).resolve()

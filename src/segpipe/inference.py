@@ -60,12 +60,27 @@ def class_names_for(predictor: Predictor, fallback: tuple[str, ...] | None) -> t
     has the right length, else `class_0`, `class_1`, ..."""
     info = predictor.path.parent / MODEL_INFO
     if info.is_file():
-        names = tuple(json.loads(info.read_text()).get("class_names", ()))
+        names = _exported_class_names(info)
         if len(names) == predictor.num_classes:
             return names
     if fallback is not None and len(fallback) == predictor.num_classes:
         return fallback
     return tuple(f"class_{index}" for index in range(predictor.num_classes))
+
+
+def _exported_class_names(info: Path) -> tuple[str, ...]:
+    """The `class_names` list of an export's `model_info.json`, refused in one line when it is not one."""
+    try:
+        raw = json.loads(info.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DataError(f"{info}: not valid JSON ({error}); re-export the model (dvc repro export)") from None
+    names = raw.get("class_names") if isinstance(raw, dict) else None
+    if not (isinstance(names, list) and all(isinstance(name, str) for name in names)):
+        raise DataError(
+            f"{info}: must be a JSON object whose class_names is a list of strings; re-export the model "
+            "(dvc repro export)"
+        )
+    return tuple(names)
 
 
 def keras_predictor(model: keras.Model, path: Path) -> Predictor:

@@ -140,6 +140,8 @@ def load_model(path: str | Path, expect: PreparedData | None = None) -> keras.Mo
     """
     if not Path(path).exists():
         raise DataError(f"{path} not found: run the train stage first")
+    if Path(path).is_file() and not zipfile.is_zipfile(path):  # Keras would say "File not found"
+        raise DataError(f"{path}: not a Keras model (a .keras file is a zip archive; this one is not)")
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except ValueError as error:

@@ -25,7 +25,7 @@ import tensorflow as tf
 from PIL import Image, PngImagePlugin
 
 from segpipe import atomic
-from segpipe.config import Tta
+from segpipe.config import MAX_CLASSES, Tta
 from segpipe.errors import DataError
 from segpipe.images import read_rgb, resize_image
 from segpipe.inference import Predictor, probabilities_with_tta
@@ -117,6 +117,11 @@ def predict_files(
     """Predict every image `inputs` name into `options.out_dir`; return the CSV rows written."""
     images = collect_inputs(inputs, recursive)
     check_outputs(inputs, images, options)
+    if len(class_names) > MAX_CLASSES:
+        raise DataError(
+            f"{predictor.path} predicts {len(class_names)} classes; masks are 8-bit palette PNGs, which hold at "
+            f"most {MAX_CLASSES}"
+        )
     palette = class_palette(len(class_names))
     created = _folders_to_create(options.out_dir)
     options.out_dir.mkdir(parents=True, exist_ok=True)

@@ -99,22 +99,22 @@ def prepared_tfds_builder(data: DataConfig) -> tfds.core.DatasetBuilder:
     """The TFDS builder for `data.dataset`, prepared in `data.tfds_data_dir`.
 
     Data already prepared there is used as it is. Otherwise the archives come from
-    `data.manual_dir` when they are there, or are downloaded; if the server cannot be reached
+    `data.input` when they are there, or are downloaded; if the server cannot be reached
     within `data.download_timeout` seconds, a `DataError` says what to do instead.
     """
     builder = tfds.builder(data.dataset, data_dir=data.tfds_data_dir)
     if not builder.is_prepared():
         wanted = {info.filename: url for url, info in (builder.url_infos or {}).items()}
-        absent = [name for name in sorted(wanted) if not (Path(data.manual_dir) / name).exists()]
+        absent = [name for name in sorted(wanted) if not (Path(data.input) / name).exists()]
         unreachable = _first_unreachable([wanted[name] for name in absent], data.download_timeout)
         if unreachable:
             raise DataError(
                 f"{data.dataset} is not prepared in data.tfds_data_dir ({data.tfds_data_dir}) and cannot be "
-                f"downloaded ({unreachable}). Either put {' and '.join(absent)} in data.manual_dir "
-                f"({data.manual_dir}), or set data.source: folder with data.folder.path at the extracted archives, "
+                f"downloaded ({unreachable}). Either put {' and '.join(absent)} in data.input "
+                f"({data.input}), or set data.source: folder with data.input at the extracted archives, "
                 f"or use the embedded dataset (data.dataset: {EMBEDDED_DATASET}:1.0.0)"
             )
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=data.manual_dir))
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=data.input))
     return builder
 
 
@@ -155,10 +155,10 @@ PairLoader = Callable[[Path, Path], tuple[np.ndarray, np.ndarray]]
 
 
 def folder_source(data: DataConfig) -> Source:
-    """Entries of `data.folder.path` in the `oxford` or `masks` layout."""
-    root = Path(data.folder.path)
+    """Entries of `data.input` in the `oxford` or `masks` layout."""
+    root = Path(data.input)
     if not root.is_dir():
-        raise DataError(f"data.folder.path: {root} is not a folder")
+        raise DataError(f"data.input: {root} is not a folder")
     paths, class_names, load = LAYOUTS[data.folder.layout](root, data)
     present, missing = {}, {}
     for split in SOURCE_SPLITS:

@@ -19,7 +19,8 @@ from segpipe.errors import ConfigError
 def from_mapping(cls: type, raw: Any, key: str = "", given: dict[str, Any] | None = None, noun: str = "param") -> Any:
     """An instance of dataclass `cls` built from `raw`, refusing unknown, missing and mistyped keys.
 
-    Fields in `given` are passed as they are, not read from `raw`; `noun` names a key in errors.
+    Fields in `given` are passed as they are, not read from `raw`; `noun` names a key in errors. A key
+    in the class's `RENAMED` (old name → new key) is refused with its new name.
     """
     given = given or {}
     where = key or f"the {noun}s"
@@ -27,7 +28,10 @@ def from_mapping(cls: type, raw: Any, key: str = "", given: dict[str, Any] | Non
         raise ConfigError(f"{where} must be a mapping, got {describe(raw)}")
     hints = typing.get_type_hints(cls)
     names = [field.name for field in dataclasses.fields(cls) if field.name not in given]
+    renamed = getattr(cls, "RENAMED", {})
     for name in raw:
+        if name in renamed:
+            raise ConfigError(f"{_join(key, name)} is now {renamed[name]}: rename it in params.yaml")
         if name not in names:
             raise ConfigError(f"{_join(key, name)} is not a known {noun}{did_you_mean(str(name), names)}")
     values = dict(given)
