@@ -30,7 +30,7 @@ demo: setup
 	else \
 		echo "$$changes"; \
 		echo "These metrics differ slightly from the committed run, so git status shows changes:"; \
-		echo "expected on a CPU of another family (see README, 'What reproduces where')."; \
+		echo "expected on a CPU of another family (see docs/reproducibility.md)."; \
 	fi
 
 repro: setup

@@ -1,7 +1,7 @@
 """DVC stage `train`: fit the U-Net on the prepared shards and save it; DVCLive logs every epoch.
 
 A run killed midway resumes from its last complete epoch (backup in `paths.backup`).
-With a `TF_CONFIG` cluster (README: "GPUs and several machines") every worker runs this script and
+With a `TF_CONFIG` cluster (docs/scaling.md) every worker runs this script and
 trains its share; only the chief writes the model and the logs, the others write nothing.
 """
 

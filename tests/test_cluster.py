@@ -1,5 +1,5 @@
-"""TF_CONFIG read and checked, and the bounded wait of each worker for the others (README: "GPUs and several
-machines"); the two-process runs are in test_multiworker.py."""
+"""TF_CONFIG read and checked, and the bounded wait of each worker for the others (docs/scaling.md); the
+two-process runs are in test_multiworker.py."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from segpipe.cluster import EXAMPLE, Cluster, cluster_from_environment, wait_for
 from segpipe.errors import ConfigError, PipelineError
 from tests.test_multiworker import free_ports
 
-SEE = '(README: "GPUs and several machines")'
+SEE = "(see docs/scaling.md)"
 
 
 @pytest.mark.parametrize("value", [None, "", "{}", '{"cluster": {}}'])

@@ -160,7 +160,7 @@ def test_a_worker_that_never_comes_up_is_named_after_train_cluster_timeout(lonel
     assert result.stderr.strip().splitlines()[-1] == (
         f"ERROR segpipe: TF_CONFIG names worker 1 at 127.0.0.1:{ports[1]} (connection refused), "
         "not up within train.cluster_timeout = 3 s: start the train stage on every worker at about the same time, "
-        'or correct TF_CONFIG (README: "GPUs and several machines")'
+        "or correct TF_CONFIG (see docs/scaling.md)"
     )
     assert "Traceback" not in result.stderr
 

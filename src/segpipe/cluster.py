@@ -23,7 +23,7 @@ from segpipe.errors import ConfigError, PipelineError
 log = logging.getLogger(__name__)
 
 EXAMPLE = '{"cluster": {"worker": ["10.0.0.1:12345", "10.0.0.2:12345"]}, "task": {"type": "worker", "index": 0}}'
-SEE = 'README: "GPUs and several machines"'
+SEE = "see docs/scaling.md"
 COLLECTIVE_JOBS = ("chief", "worker")  # the tasks that train together; an evaluator runs on its own
 PROBE_INTERVAL = 0.5  # seconds between rounds of connection attempts
 

@@ -39,7 +39,7 @@ _ISAS_WITHOUT_BFLOAT16 = {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX512_CORE", "A
 
 def cpu_has_native_bfloat16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     """Whether the CPU flags (Linux) include AVX512_BF16 or AMX-BF16 (x86) or BF16 (Arm), and oneDNN
-    is not capped below them by ONEDNN_MAX_CPU_ISA (README: "What reproduces where")."""
+    is not capped below them by ONEDNN_MAX_CPU_ISA (docs/reproducibility.md)."""
     if os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").upper() in _ISAS_WITHOUT_BFLOAT16:
         return False
     try:

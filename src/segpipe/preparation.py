@@ -118,7 +118,7 @@ class OrderedThreads(Generic[T, R]):
     """`function` computed by `workers` threads, its results handed back in the items' order.
 
     Decoding (PIL) and resizing (TensorFlow) release Python's lock for most of their work, so the threads
-    overlap (README "Speed switches" has the figures). The pool belongs to this object, not to a generator:
+    overlap (docs/performance.md has the figures). The pool belongs to this object, not to a generator:
     `close` (at the end of a `with` block) cancels the work not yet started and waits for the running items,
     in the caller's thread. A generator's `finally` would run wherever the generator is finalised; once it
     ran in a worker thread tracing the resize function and joined the other workers: a hang at exit.

@@ -103,7 +103,7 @@ def prepared_tfds_builder(data: DataConfig) -> tfds.core.DatasetBuilder:
     within `data.download_timeout` seconds, a `DataError` says what to do instead.
     """
     builder = tfds.builder(data.dataset, data_dir=data.tfds_data_dir)
-    if not builder.is_prepared():
+    if not _is_prepared(builder):
         wanted = {info.filename: url for url, info in (builder.url_infos or {}).items()}
         absent = [name for name in sorted(wanted) if not (Path(data.input) / name).exists()]
         unreachable = _first_unreachable([wanted[name] for name in absent], data.download_timeout)
@@ -111,11 +111,27 @@ def prepared_tfds_builder(data: DataConfig) -> tfds.core.DatasetBuilder:
             raise DataError(
                 f"{data.dataset} is not prepared in data.tfds_data_dir ({data.tfds_data_dir}) and cannot be "
                 f"downloaded ({unreachable}). Either put {' and '.join(absent)} in data.input "
-                f"({data.input}), or set data.source: folder with data.input at the extracted archives, "
-                f"or use the embedded dataset (data.dataset: {EMBEDDED_DATASET}:1.0.0)"
+                f"({data.input}), or point data.tfds_data_dir at a copy where it is prepared (the folder "
+                f"holding {builder.name}/{builder.version}/), or set data.source: folder with data.input at "
+                f"the extracted archives, or use the embedded dataset (data.dataset: {EMBEDDED_DATASET}:1.0.0)"
             )
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=data.input))
     return builder
+
+
+def _is_prepared(builder: tfds.core.DatasetBuilder) -> bool:
+    """Whether `builder`'s data is prepared, without TFDS's warning that its version folder has no
+    dataset_info.json: that is what "not prepared" means, and the caller says what to do about it."""
+    absl_log = logging.getLogger("absl")
+    absl_log.addFilter(_not_the_unprepared_warning)
+    try:
+        return builder.is_prepared()
+    finally:
+        absl_log.removeFilter(_not_the_unprepared_warning)
+
+
+def _not_the_unprepared_warning(record: logging.LogRecord) -> bool:
+    return record.msg != "Variant folder %s has no %s"
 
 
 def tfds_source(builder: tfds.core.DatasetBuilder) -> Source:
