@@ -28,9 +28,9 @@ from pathlib import Path
 from recipes import benchmark_params, dataset_arguments, run_recipe
 
 from segpipe.config import Params, TrainConfig, load_params
+from segpipe.input_pipeline import training_dataset
 from segpipe.preparation import prepare_dataset, usable_cores
 from segpipe.prepared import SPLITS, PreparedData, open_prepared
-from segpipe.training import training_dataset
 
 # Training variants: changes to `train` on top of params.yaml; the first is the yardstick.
 # XLA needs determinism off (refused otherwise).

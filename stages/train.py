@@ -10,11 +10,12 @@ from pathlib import Path
 
 from segpipe.config import load_params
 from segpipe.distribution import distribution_strategy, is_chief
+from segpipe.divergence import TrainingDiverged
 from segpipe.model import save_model
 from segpipe.outputs import refuse_unowned_outputs
 from segpipe.prepared import open_prepared
 from segpipe.runner import run_main
-from segpipe.training import TrainingDiverged, configure_runtime, train_model, weights_digest
+from segpipe.training import configure_runtime, train_model, weights_digest
 
 log = logging.getLogger("segpipe.train")
 

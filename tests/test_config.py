@@ -19,9 +19,9 @@ from segpipe.distribution import STRATEGIES
 from segpipe.errors import ConfigError
 from segpipe.export import QUANTIZATIONS
 from segpipe.losses import LOSSES
+from segpipe.optimization import LR_SCHEDULES
 from segpipe.precision import PRECISION_POLICIES
 from segpipe.sources import LAYOUTS
-from segpipe.training import LR_SCHEDULES
 from segpipe.typed import choices
 from tests.helpers import ROOT, merged
 

@@ -20,7 +20,7 @@ from segpipe.config import params_from_dict
 from segpipe.model import build_unet
 from segpipe.prepared import Normalization
 from segpipe.distribution import distribution_strategy
-from segpipe.training import compile_model
+from segpipe.optimization import compile_model
 
 raw = yaml.safe_load(open(sys.argv[1]))
 raw["model"].update(depth=1, base_filters=4)

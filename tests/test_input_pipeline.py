@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from segpipe.config import AugmentConfig, params_from_dict
-from segpipe.training import training_dataset
+from segpipe.input_pipeline import training_dataset
 from tests.helpers import TINY, merged, write_tiny_prepared
 
 EXAMPLES = 20  # 8×8 examples of 256 bytes, in shards of two
@@ -62,7 +62,7 @@ def test_a_streamed_run_resumed_at_epoch_two_sees_the_batches_of_an_uninterrupte
 
 
 def test_streaming_is_chosen_above_the_budget_and_logged(prepared, project_params, caplog):
-    caplog.set_level("INFO", logger="segpipe.training")
+    caplog.set_level("INFO", logger="segpipe.input_pipeline")
     training_dataset(prepared, train_config(project_params, 2048))
     assert "streaming" not in caplog.text
     training_dataset(prepared, train_config(project_params, STREAMED))

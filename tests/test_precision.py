@@ -11,9 +11,10 @@ import pytest
 
 from segpipe.config import params_from_dict
 from segpipe.model import build_unet
+from segpipe.optimization import compile_model
 from segpipe.precision import cpu_has_native_bfloat16, precision_policy
 from segpipe.prepared import Normalization
-from segpipe.training import compile_model, train_model
+from segpipe.training import train_model
 from tests.helpers import TINY, merged, write_tiny_prepared
 
 NORMALIZATION = Normalization(scale=1 / 255, offset=0.0)

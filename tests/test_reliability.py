@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 import yaml
 
-from segpipe import atomic, training_log
+from segpipe import atomic
+from segpipe.backup import BACKUP_METADATA, BACKUP_WEIGHTS, restore_backup, resume_epoch, run_fingerprint
 from segpipe.config import load_params, params_from_dict
 from segpipe.errors import ConfigError, PipelineError
-from segpipe.training import resume_epoch, run_fingerprint
+from segpipe.outputs import BACKUP_STAMP
 from tests.helpers import ROOT, TINY, merged, run_script, write_tiny_prepared
 
 
@@ -84,16 +85,16 @@ def fake_backup(folder, fingerprint="run", epoch=2, weights=b"weights"):
     folder.mkdir(parents=True, exist_ok=True)
     committed = f"epoch-{epoch:04d}.weights.h5"
     (folder / committed).write_bytes(weights)
-    (folder / training_log.BACKUP_WEIGHTS).write_bytes(weights)
-    (folder / training_log.BACKUP_METADATA).write_text(json.dumps({"epoch": epoch, "batch": 0}))
+    (folder / BACKUP_WEIGHTS).write_bytes(weights)
+    (folder / BACKUP_METADATA).write_text(json.dumps({"epoch": epoch, "batch": 0}))
     stamp = {"fingerprint": fingerprint, "epoch": epoch, "weights": committed}
     stamp["weights_sha256"] = hashlib.sha256(weights).hexdigest()
-    (folder / training_log.BACKUP_STAMP).write_text(json.dumps(stamp))
+    (folder / BACKUP_STAMP).write_text(json.dumps(stamp))
     return folder
 
 
 def test_an_intact_backup_of_this_run_is_resumed(tmp_path):
-    assert training_log.restore_backup(fake_backup(tmp_path / "b"), "run") == (2, None)
+    assert restore_backup(fake_backup(tmp_path / "b"), "run") == (2, None)
 
 
 @pytest.mark.parametrize(
@@ -108,7 +109,7 @@ def test_an_intact_backup_of_this_run_is_resumed(tmp_path):
 def test_a_backup_killed_mid_write_resumes_from_its_last_committed_epoch(tmp_path, damage):
     backup = fake_backup(tmp_path / "b")
     damage(backup)
-    assert training_log.restore_backup(backup, "run") == (2, None)
+    assert restore_backup(backup, "run") == (2, None)
     assert (backup / "latest.weights.h5").read_bytes() == b"weights"
     assert json.loads((backup / "training_metadata.json").read_text()) == {"epoch": 2, "batch": 0}
 
@@ -125,7 +126,7 @@ def test_a_backup_killed_mid_write_resumes_from_its_last_committed_epoch(tmp_pat
 def test_a_corrupt_backup_is_not_resumed(tmp_path, damage, reason):
     backup = fake_backup(tmp_path / "b")
     damage(backup)
-    epochs, problem = training_log.restore_backup(backup, "run")
+    epochs, problem = restore_backup(backup, "run")
     assert epochs == 0 and problem.startswith(reason)
 
 

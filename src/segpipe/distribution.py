@@ -1,30 +1,19 @@
 """Training on several devices or machines: the strategy `train.distribute` picks, which process
-writes the outputs, how data is split between workers, and the fixes Keras 3 needs under
-`MultiWorkerMirroredStrategy`."""
+writes the outputs and how data is split between workers (the fixes Keras needs under
+`MultiWorkerMirroredStrategy` are in keras_workarounds.py)."""
 
 from __future__ import annotations
 
 import signal
 from collections.abc import Callable
 
-import keras
 import tensorflow as tf
 
 from segpipe.cluster import cluster_from_environment, wait_for_the_others
 from segpipe.config import Distribute, TrainConfig
 from segpipe.errors import ConfigError
+from segpipe.keras_workarounds import MultiWorkerMirroredStrategy
 from segpipe.prepared import PreparedData
-
-
-class _MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
-    """`MultiWorkerMirroredStrategy` as Keras 3.15 calls it (keras-team/keras#20585: `fit` fails under it):
-    after each step, `fit` averages the step's logs, scalars, with `reduce("MEAN", value, axis=0)`, which is
-    invalid for a scalar. Such a value is averaged across replicas only, as Keras does under `MirroredStrategy`."""
-
-    def reduce(self, reduce_op, value, axis):
-        if axis is not None and self.experimental_local_results(value)[0].shape.rank == 0:
-            axis = None
-        return super().reduce(reduce_op, value, axis)
 
 
 def _cluster_or_local_gpus(train: TrainConfig) -> tf.distribute.Strategy:
@@ -32,7 +21,7 @@ def _cluster_or_local_gpus(train: TrainConfig) -> tf.distribute.Strategy:
     if cluster is None:
         return _all_local_devices(train) if len(tf.config.list_logical_devices("GPU")) > 1 else _default(train)
     wait_for_the_others(cluster, train.cluster_timeout)
-    strategy = _MultiWorkerMirroredStrategy()
+    strategy = MultiWorkerMirroredStrategy()
     # TensorFlow's coordination agent has just replaced the SIGTERM handler with one that only records a
     # preemption notice (for a PreemptionCheckpointHandler, unused here): `kill` would not stop training.
     # Put back the one Python knows (runner's clean stop, or the default, which ends the process).
@@ -112,18 +101,3 @@ def check_every_replica_gets_examples(prepared: PreparedData, batch_size: int, r
                 f"{split} split ({count} examples) ends with a batch of {smallest}; choose a batch size whose "
                 f"last batches of train and val have at least {replicas} examples"
             )
-
-
-def build_from_specs(model: keras.Model, strategy: tf.distribute.Strategy, specs: tuple[tf.TensorSpec, ...]) -> None:
-    """Work around keras-team/keras#20585 (Keras 3.15): before their first step, `fit` and `evaluate` draw a
-    batch and pass the whole (images, masks) pair to `Strategy.reduce`, only to learn the shapes from which
-    to build the metrics and the optimizer; `MultiWorkerMirroredStrategy.reduce` takes one tensor, not a
-    pair, and fails. Build from the dataset's element specs instead: same shapes, no collective, and no
-    batch drawn (which would also have moved the seeded shuffle on to its next permutation)."""
-    build = model._symbolic_build
-
-    def maybe_symbolic_build(iterator=None, data_batch=None) -> None:
-        with strategy.scope():
-            build(data_batch=specs)
-
-    model._maybe_symbolic_build = maybe_symbolic_build

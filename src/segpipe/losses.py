@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import keras
-import tensorflow as tf
 from keras import ops
 
 from segpipe.config import LossName
+from segpipe.keras_workarounds import per_replica_loss
 
 
 @keras.saving.register_keras_serializable(package="segpipe")
@@ -26,17 +26,7 @@ def soft_dice_loss(y_true, logits):
 def cross_entropy_dice_loss(y_true, logits):
     """Pixel-mean sparse cross-entropy plus soft Dice: Dice lifts the small classes (the border)."""
     cross_entropy = ops.mean(keras.losses.sparse_categorical_crossentropy(y_true, logits, from_logits=True))
-    return _per_replica(cross_entropy + soft_dice_loss(y_true, logits))
-
-
-def _per_replica(batch_loss):
-    """A loss of the whole (per-replica) batch as Keras needs it from each of N replicas: divided by N.
-
-    Keras sums the replicas' gradients and multiplies the logged loss by N; it divides per-example
-    losses by N itself, but not a loss that is already one number. With one replica, unchanged.
-    """
-    replicas = tf.distribute.get_strategy().num_replicas_in_sync
-    return batch_loss / replicas if replicas > 1 else batch_loss
+    return per_replica_loss(cross_entropy + soft_dice_loss(y_true, logits))
 
 
 LOSSES: dict[LossName, Callable[[], Callable]] = {

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import keras
@@ -14,6 +12,7 @@ from keras import layers
 from segpipe import atomic
 from segpipe.config import ModelConfig
 from segpipe.errors import DataError
+from segpipe.keras_workarounds import layer_dtype_policy
 from segpipe.prepared import Normalization, PreparedData
 
 
@@ -56,19 +55,8 @@ def build_unet(
 
     Its layers compute under `dtype_policy` (e.g. "mixed_bfloat16"), all but the logits layer.
     """
-    with _layer_dtype_policy(dtype_policy):
+    with layer_dtype_policy(dtype_policy):
         return _unet(image_size, num_classes, config, normalization)
-
-
-@contextlib.contextmanager
-def _layer_dtype_policy(name: str) -> Iterator[None]:
-    """Layers created inside take the dtype policy `name` (Keras reads its global policy when a layer is made)."""
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(name)
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
 
 
 def _unet(image_size: int, num_classes: int, config: ModelConfig, normalization: Normalization) -> keras.Model:
