@@ -80,7 +80,7 @@ def trained_model(args: argparse.Namespace, tmp: Path) -> tuple[Path, PreparedDa
     train = params.train if not args.quick else dataclasses.replace(params.train, epochs=1, warmup_epochs=0)
     configure_runtime(train)
     model, _ = train_model(prepared, params.model, train)
-    save_model(model, tmp / "model.keras")
+    save_model(model, tmp / "model.keras", prepared.class_names)
     return tmp / "model.keras", prepared
 
 

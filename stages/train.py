@@ -41,7 +41,7 @@ def main() -> None:
     if not chief:  # saving reads no variable through a collective: the chief needs no other worker for it
         log.info("not the chief: the model is saved by the chief")
         return
-    save_model(model, params.paths.model)
+    save_model(model, params.paths.model, prepared.class_names)
     log.info("saved the model to %s", params.paths.model)
 
 

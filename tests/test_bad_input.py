@@ -87,7 +87,7 @@ def test_model_for_another_image_size_is_refused_by_evaluate(tmp_path, project_p
     config = ModelConfig(depth=1, base_filters=2, batch_norm=False, batch_norm_momentum=0.9, dropout=0.0)
     params = merged(project_params, {"paths": {"prepared": "prepared", "model": "m.keras"}})  # inside tmp_path
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    save_model(build_unet(16, 3, config, Normalization(scale=1.0, offset=0.0)), tmp_path / "m.keras")
+    save_model(build_unet(16, 3, config, Normalization(scale=1.0, offset=0.0)), tmp_path / "m.keras", ("a", "b", "c"))
     write_tiny_prepared(tmp_path / "prepared")
     result = run_script("stages/evaluate.py", tmp_path)
     assert result.returncode == 1

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from segpipe.config import ModelConfig
+from segpipe.errors import DataError
 from segpipe.export import LITERT, MODEL_INFO, ONNX, SAVED_MODEL, export_model
 from segpipe.inference import class_names_for, open_predictor
 from segpipe.model import build_unet, load_model, save_model
@@ -27,7 +28,7 @@ def exported(tmp_path_factory):
     """An untrained 32 px U-Net saved as .keras and exported, with random test images."""
     root = tmp_path_factory.mktemp("export")
     model = build_unet(32, 3, CONFIG, Normalization(scale=1 / 255, offset=0.0))
-    save_model(model, root / "model.keras")
+    save_model(model, root / "model.keras", CLASSES)
     export_model(model, CLASSES, root / "export", "none")
     images = np.random.default_rng(0).integers(0, 256, size=(16, 32, 32, 3), dtype=np.uint8)
     return root, images
@@ -60,7 +61,30 @@ def test_model_info_names_the_classes_for_predict(exported):
     root, _ = exported
     info = json.loads((root / "export" / MODEL_INFO).read_text())
     assert info["class_names"] == list(CLASSES)
-    assert class_names_for(open_predictor(root / "export" / LITERT), fallback=None) == CLASSES
+    assert class_names_for(open_predictor(root / "export" / LITERT)) == CLASSES
+
+
+def test_a_keras_model_names_its_classes_without_any_file_beside_it(exported, tmp_path):
+    root, _ = exported
+    (tmp_path / "model.keras").write_bytes((root / "model.keras").read_bytes())
+    assert class_names_for(open_predictor(tmp_path / "model.keras")) == CLASSES
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("{broken", "not valid JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"),
+        ("[1, 2]", "must be a JSON object whose class_names is a list of strings"),
+        ('{"class_names": "pet"}', "must be a JSON object whose class_names is a list of strings"),
+    ],
+)
+def test_a_broken_model_info_beside_a_served_model_is_refused_in_one_line(exported, tmp_path, text, problem):
+    root, _ = exported
+    (tmp_path / LITERT).write_bytes((root / "export" / LITERT).read_bytes())
+    (tmp_path / MODEL_INFO).write_text(text)
+    with pytest.raises(DataError) as error:
+        class_names_for(open_predictor(tmp_path / LITERT))
+    assert str(error.value) == f"{tmp_path / MODEL_INFO}: {problem}; re-export the model (dvc repro export)"
 
 
 def test_two_exports_in_two_processes_write_the_same_bytes(exported, tmp_path):

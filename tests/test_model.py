@@ -11,7 +11,7 @@ import pytest
 
 from segpipe.config import ModelConfig
 from segpipe.errors import DataError
-from segpipe.model import build_unet, downsample_block, load_model, save_model, upsample_block
+from segpipe.model import ModelCard, build_unet, downsample_block, load_model, model_card, save_model, upsample_block
 from segpipe.prepared import Normalization
 
 PLAIN = ModelConfig(depth=1, base_filters=2, batch_norm=False, batch_norm_momentum=0.9, dropout=0.0)
@@ -72,13 +72,34 @@ def test_reference_notebook_unet_has_31_million_parameters():
 def test_saved_model_reloads_with_identical_predictions_and_bytes(tmp_path):
     model = build_unet(16, 3, PLAIN, UNIT)
     images = np.random.default_rng(0).uniform(0, 255, size=(1, 16, 16, 3)).astype(np.float32)
-    save_model(model, tmp_path / "a.keras")
-    save_model(model, tmp_path / "b.keras")
+    save_model(model, tmp_path / "a.keras", NAMES)
+    save_model(model, tmp_path / "b.keras", NAMES)
     assert (tmp_path / "a.keras").read_bytes() == (tmp_path / "b.keras").read_bytes()
     with zipfile.ZipFile(tmp_path / "a.keras") as archive:
         assert "date_saved" not in json.loads(archive.read("metadata.json"))
     reloaded = load_model(tmp_path / "a.keras")
     np.testing.assert_allclose(reloaded(images), model(images), rtol=1e-6)
+
+
+NAMES = ("pet", "background", "border")
+
+
+def test_a_saved_model_carries_its_class_names_and_input_size(tmp_path):
+    save_model(build_unet(16, 3, PLAIN, UNIT), tmp_path / "m.keras", NAMES)
+    assert model_card(tmp_path / "m.keras") == ModelCard(class_names=NAMES, image_size=16)
+    with zipfile.ZipFile(tmp_path / "m.keras") as archive:
+        assert json.loads(archive.read("segpipe.json"))["input"] == "uint8 RGB images (0-255), N x 16 x 16 x 3"
+
+
+def test_a_model_saved_without_a_card_has_none(tmp_path):
+    build_unet(16, 3, PLAIN, UNIT).save(tmp_path / "plain.keras")
+    assert model_card(tmp_path / "plain.keras") is None
+
+
+def test_class_names_must_match_the_model_outputs(tmp_path):
+    with pytest.raises(ValueError, match="^2 class names for a model of 3 classes$"):
+        save_model(build_unet(16, 3, PLAIN, UNIT), tmp_path / "m.keras", ("a", "b"))
+    assert not (tmp_path / "m.keras").exists()
 
 
 def test_loading_a_missing_model_names_the_file(tmp_path):

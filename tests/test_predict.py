@@ -17,6 +17,7 @@ from segpipe.predict import full_size_mask
 from segpipe.prepared import Normalization
 from tests.helpers import save_image
 
+CLASSES = ("pet", "background", "border")
 CONFIG = ModelConfig(depth=1, base_filters=2, batch_norm=True, batch_norm_momentum=0.9, dropout=0.0)
 
 
@@ -24,7 +25,7 @@ CONFIG = ModelConfig(depth=1, base_filters=2, batch_norm=True, batch_norm_moment
 def model_path(tmp_path_factory):
     """An untrained 16 px, 3-class U-Net: predictions are arbitrary but every class id is possible."""
     path = tmp_path_factory.mktemp("model") / "model.keras"
-    save_model(build_unet(16, 3, CONFIG, Normalization(scale=1 / 255, offset=0.0)), path)
+    save_model(build_unet(16, 3, CONFIG, Normalization(scale=1 / 255, offset=0.0)), path, CLASSES)
     return path
 
 
@@ -72,10 +73,10 @@ def test_csv_lists_each_file_its_size_and_class_shares(model_path, tmp_path):
     predict(model_path, photos(tmp_path / "in"), "--out", tmp_path / "out")
     with open(tmp_path / "out" / "predictions.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert list(rows[0]) == ["file", "width", "height", "share_class_0", "share_class_1", "share_class_2"]
+    assert list(rows[0]) == ["file", "width", "height", "share_pet", "share_background", "share_border"]
     assert [(row["width"], row["height"]) for row in rows] == [("15", "40"), ("24", "20"), ("61", "33")]
     for row in rows:
-        assert sum(float(row[f"share_class_{k}"]) for k in range(3)) == pytest.approx(1.0, abs=1e-5)
+        assert sum(float(row[f"share_{name}"]) for name in CLASSES) == pytest.approx(1.0, abs=1e-5)
 
 
 def test_overlay_is_a_jpeg_of_the_photo_size(model_path, tmp_path):
@@ -134,26 +135,10 @@ def test_a_keras_file_that_is_not_a_zip_archive_is_refused_as_such(tmp_path, cap
     )
 
 
-@pytest.mark.parametrize(
-    ("text", "problem"),
-    [
-        ("{broken", "not valid JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"),
-        ("[1, 2]", "must be a JSON object whose class_names is a list of strings"),
-        ('{"class_names": "pet"}', "must be a JSON object whose class_names is a list of strings"),
-    ],
-)
-def test_a_broken_model_info_beside_the_model_is_refused_in_one_line(model_path, tmp_path, caplog, text, problem):
-    folder = tmp_path / "export"
-    folder.mkdir()
-    (folder / "model.keras").write_bytes(model_path.read_bytes())
-    (folder / "model_info.json").write_text(text)
-    assert predict(folder / "model.keras", photos(tmp_path / "in"), "--out", tmp_path / "out") == 1
-    assert last_error(caplog) == f"{folder / 'model_info.json'}: {problem}; re-export the model (dvc repro export)"
-
-
 def test_a_model_of_more_classes_than_a_palette_holds_is_refused(tmp_path, caplog):
     path = tmp_path / "wide.keras"
-    save_model(build_unet(16, 300, CONFIG, Normalization(scale=1 / 255, offset=0.0)), path)
+    names = tuple(f"c{index}" for index in range(300))
+    save_model(build_unet(16, 300, CONFIG, Normalization(scale=1 / 255, offset=0.0)), path, names)
     assert predict(path, photos(tmp_path / "in"), "--out", tmp_path / "out") == 1
     assert last_error(caplog) == f"{path} predicts 300 classes; masks are 8-bit palette PNGs, which hold at most 256"
     assert not (tmp_path / "out").exists()

@@ -350,7 +350,7 @@ def test_a_full_disk_while_keras_saves_the_model_keeps_the_earlier_model(tmp_pat
 
     monkeypatch.setattr(keras.Model, "save", full_disk)
     with pytest.raises(SystemExit) as exit_status:
-        run_main(lambda: save_model(model, target))
+        run_main(lambda: save_model(model, target, ("a", "b", "c")))
     assert exit_status.value.code == 1
     assert caplog.records[-1].getMessage().endswith("No space left on device")
     assert target.read_bytes() == b"the earlier model"

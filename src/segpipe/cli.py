@@ -18,8 +18,7 @@ def _predict(args: argparse.Namespace) -> None:
     from segpipe.inference import class_names_for, open_predictor
     from segpipe.predict import PredictOptions, predict_files
 
-    model, fallback_names = _model_and_class_names(args)
-    predictor = open_predictor(model)
+    predictor = open_predictor(_model_path(args))
     options = PredictOptions(
         out_dir=args.out,
         tta=args.tta,
@@ -28,25 +27,19 @@ def _predict(args: argparse.Namespace) -> None:
         max_pixels=args.max_pixels,
         batch_size=args.batch_size,
     )
-    predict_files(predictor, class_names_for(predictor, fallback_names), args.inputs, args.recursive, options)
+    predict_files(predictor, class_names_for(predictor), args.inputs, args.recursive, options)
 
 
-def _model_and_class_names(args: argparse.Namespace) -> tuple[Path, tuple[str, ...] | None]:
-    """The model to use (`--model`, else `paths.model`), and the prepared data's class names if known."""
+def _model_path(args: argparse.Namespace) -> Path:
+    """The model to use: `--model`, else the project's `paths.model`."""
     from segpipe.config import load_params
-    from segpipe.errors import DataError, PipelineError
-    from segpipe.prepared import read_manifest
+    from segpipe.errors import DataError
 
-    if args.model is None and not args.params.exists():
-        raise DataError(f"no --model given and no {args.params} to take paths.model from")
+    if args.model is not None:
+        return args.model
     if not args.params.exists():
-        return args.model, None
-    paths = load_params(args.params).paths
-    try:
-        class_names = read_manifest(paths.prepared).class_names
-    except PipelineError:
-        class_names = None
-    return args.model or Path(paths.model), class_names
+        raise DataError(f"no --model given and no {args.params} to take paths.model from")
+    return Path(load_params(args.params).paths.model)
 
 
 def _report(args: argparse.Namespace) -> None:

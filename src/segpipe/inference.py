@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from segpipe.config import Tta
 from segpipe.errors import DataError
-from segpipe.model import load_model
+from segpipe.model import load_model, model_card
 from segpipe.outputs import MODEL_INFO
 
 
@@ -55,16 +55,16 @@ def probabilities_with_tta(predictor: Predictor, images: np.ndarray, tta: Tta) -
     return probabilities
 
 
-def class_names_for(predictor: Predictor, fallback: tuple[str, ...] | None) -> tuple[str, ...]:
-    """The model's class names: from the export's `model_info.json` beside it, else `fallback` if it
-    has the right length, else `class_0`, `class_1`, ..."""
+def class_names_for(predictor: Predictor) -> tuple[str, ...]:
+    """The model's class names: those a `.keras` model carries, or the export's `model_info.json` beside a
+    served model; else `class_0`, `class_1`, ... (a model saved without them)."""
+    card = model_card(predictor.path) if predictor.path.suffix == ".keras" else None
+    names = card.class_names if card else None
     info = predictor.path.parent / MODEL_INFO
-    if info.is_file():
+    if names is None and predictor.path.suffix != ".keras" and info.is_file():
         names = _exported_class_names(info)
-        if len(names) == predictor.num_classes:
-            return names
-    if fallback is not None and len(fallback) == predictor.num_classes:
-        return fallback
+    if names is not None and len(names) == predictor.num_classes:
+        return names
     return tuple(f"class_{index}" for index in range(predictor.num_classes))
 
 

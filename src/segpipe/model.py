@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -73,8 +74,20 @@ def _unet(image_size: int, num_classes: int, config: ModelConfig, normalization:
     return keras.Model(inputs, logits, name="unet")
 
 
-def save_model(model: keras.Model, path: str | Path) -> None:
-    """Save atomically as `.keras`, so that equal weights give equal bytes.
+MODEL_CARD = "segpipe.json"  # inside the .keras archive (Keras ignores it): what a user of the model needs
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a trained model says of itself, so that using it needs nothing from the prepared data."""
+
+    class_names: tuple[str, ...]
+    image_size: int
+
+
+def save_model(model: keras.Model, path: str | Path, class_names: tuple[str, ...]) -> None:
+    """Save atomically as `.keras`, with its model card (`class_names`, the input it takes), so that equal
+    weights give equal bytes.
 
     Zip timestamps are fixed, Keras's `date_saved` is dropped from metadata.json and the
     `shared_object_id`s in config.json (Python object addresses) are renumbered in order of
@@ -95,8 +108,37 @@ def save_model(model: keras.Model, path: str | Path) -> None:
                     elif info.filename == "config.json":
                         content = _with_stable_object_ids(content)
                     target.writestr(fixed, content)
+                card = zipfile.ZipInfo(MODEL_CARD, date_time=(1980, 1, 1, 0, 0, 0))
+                card.compress_type = zipfile.ZIP_DEFLATED
+                target.writestr(card, _card_json(model, class_names))
         finally:
             staging.unlink(missing_ok=True)
+
+
+def _card_json(model: keras.Model, class_names: tuple[str, ...]) -> bytes:
+    _, size, _, _ = model.input_shape
+    if len(class_names) != model.output_shape[-1]:
+        raise ValueError(f"{len(class_names)} class names for a model of {model.output_shape[-1]} classes")
+    card = {
+        "class_names": list(class_names),
+        "image_size": size,
+        "input": f"uint8 RGB images (0-255), N x {size} x {size} x 3",
+        "output": f"float32 class logits, N x {size} x {size} x {len(class_names)}",
+    }
+    return json.dumps(card, indent=2, sort_keys=True).encode()
+
+
+def model_card(path: str | Path) -> ModelCard | None:
+    """The card saved inside the `.keras` file at `path`, or None for a model saved without one."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            raw = json.loads(archive.read(MODEL_CARD))
+    except (KeyError, OSError, ValueError, zipfile.BadZipFile):
+        return None
+    names = raw.get("class_names") if isinstance(raw, dict) else None
+    if not (isinstance(names, list) and all(isinstance(name, str) for name in names)):
+        return None
+    return ModelCard(tuple(names), int(raw.get("image_size", 0)))
 
 
 def _without_save_date(metadata: bytes) -> bytes:
