@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import zipfile
@@ -80,20 +79,29 @@ def test_the_fingerprint_changes_with_the_prepared_bytes_not_only_the_manifest(t
 
 
 def fake_backup(folder, fingerprint="run", epoch=2, weights=b"weights"):
-    """A backup as Keras and BackupStamp leave it once `epoch` epochs are committed."""
+    """A backup as Keras and BackupStamp leave it once `epoch` epochs are committed: Keras's weights and
+    metadata (here bytes standing for them), then BackupStamp's committed copy and stamp."""
     folder.mkdir(parents=True, exist_ok=True)
-    committed = f"epoch-{epoch:04d}.weights.h5"
-    (folder / committed).write_bytes(weights)
     (folder / training_log.BACKUP_WEIGHTS).write_bytes(weights)
     (folder / training_log.BACKUP_METADATA).write_text(json.dumps({"epoch": epoch, "batch": 0}))
-    stamp = {"fingerprint": fingerprint, "epoch": epoch, "weights": committed}
-    stamp["weights_sha256"] = hashlib.sha256(weights).hexdigest()
-    (folder / training_log.BACKUP_STAMP).write_text(json.dumps(stamp))
+    training_log.BackupStamp(folder, fingerprint).on_epoch_end(epoch - 1)
     return folder
 
 
 def test_an_intact_backup_of_this_run_is_resumed(tmp_path):
     assert training_log.restore_backup(fake_backup(tmp_path / "b"), "run") == (2, None)
+
+
+def test_a_backup_from_other_params_is_discarded_with_a_warning_and_training_starts_over(tmp_path, caplog):
+    backup = fake_backup(tmp_path / "b", fingerprint="another run")
+    with caplog.at_level(logging.WARNING):
+        assert resume_epoch(backup, "run") == 0
+    assert caplog.messages == [
+        f"discarding the backup in {backup}: it was made by another run (other params, data or code); "
+        "training starts at epoch 1"
+    ]
+    assert sorted(path.name for path in backup.iterdir()) == ["run.json"]
+    assert json.loads((backup / "run.json").read_text()) == {"epoch": 0, "fingerprint": "run"}
 
 
 @pytest.mark.parametrize(

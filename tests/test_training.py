@@ -1,7 +1,10 @@
-"""Training and evaluation in-process, on data prepared from a tiny folder dataset."""
+"""Training and evaluation in-process, on data prepared from a tiny folder dataset; the divergence guard."""
 
 from __future__ import annotations
 
+import math
+
+import keras
 import numpy as np
 import pytest
 
@@ -11,7 +14,7 @@ from segpipe.inference import keras_predictor
 from segpipe.metrics import segmentation_scores
 from segpipe.preparation import prepare_dataset
 from segpipe.prepared import open_prepared
-from segpipe.training import train_model
+from segpipe.training import DivergenceGuard, train_model
 from tests.helpers import TINY, merged, write_masks_folder, write_tiny_prepared
 
 FIVE = ["sky", "road", "car", "tree", "house"]
@@ -44,3 +47,31 @@ def test_jit_compile_really_compiles_the_training_step_when_determinism_is_off(t
     model, history = train_model(prepared, params.model, params.train)
     assert model.jit_compile is True  # Keras turns it off silently when it cannot compile
     assert np.isfinite(history["loss"][0])
+
+
+def guard_fed(losses_by_epoch: list[list[float]]) -> DivergenceGuard:
+    """A divergence guard given each batch's loss as `fit` gives it, epoch by epoch, until it stops training."""
+    guard = DivergenceGuard()
+    guard.set_model(keras.Sequential())
+    guard.model.stop_training = False
+    for epoch, losses in enumerate(losses_by_epoch):
+        guard.on_epoch_begin(epoch)
+        for batch, loss in enumerate(losses):
+            guard.on_train_batch_end(batch, {"loss": loss})
+            if guard.model.stop_training:
+                return guard
+    return guard
+
+
+def test_finite_losses_up_to_1000_times_the_first_batch_s_let_training_go_on():
+    guard = guard_fed([[2.0, 0.5, 2000.0], [1999.0, 0.001]])
+    assert guard.diverged is None
+    assert guard.model.stop_training is False
+
+
+@pytest.mark.parametrize("loss", [math.nan, math.inf, 2000.5], ids=["nan", "infinite", "above-1000x"])
+def test_a_non_finite_or_exploded_loss_stops_training_naming_its_epoch(loss):
+    guard = guard_fed([[2.0, 1.0], [3.0, loss, 1.0]])
+    assert guard.model.stop_training is True
+    epoch, logged = guard.diverged
+    assert epoch == 2 and (logged == loss or math.isnan(logged) and math.isnan(loss))

@@ -29,7 +29,8 @@ OnBadExample = Literal["error", "skip"]
 LossName = Literal["cross_entropy", "cross_entropy_dice"]
 LrSchedule = Literal["constant", "cosine"]
 Distribute = Literal["auto", "none", "mirrored"]
-MixedPrecision = Literal["off", "float16", "bfloat16", "auto"]
+Precision = Literal["off", "float16", "bfloat16"]  # one Keras dtype policy each
+MixedPrecision = Literal[Precision, "auto"]  # auto: the Precision this machine runs fastest
 TfliteQuantization = Literal["none", "float16", "dynamic_range"]
 Tta = Literal["none", "flip"]
 
