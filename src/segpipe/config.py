@@ -396,7 +396,7 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     """Read `path` with a safe YAML loader and return the validated params."""
     path = Path(path)
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_ParamsLoader)  # noqa: S506 - a SafeLoader
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_ParamsLoader)  # safe: _ParamsLoader is a SafeLoader
     except FileNotFoundError:
         raise ConfigError(f"{path} not found") from None
     except UnicodeDecodeError as error:
