@@ -31,7 +31,7 @@ class Predictor:
 
 
 def open_predictor(path: str | Path) -> Predictor:
-    """The model at `path`: a `.keras` file, a SavedModel folder or a `.tflite` file."""
+    """The model at `path`: a `.keras` file, a SavedModel folder, a `.tflite` or an `.onnx` file."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path} not found")
