@@ -26,7 +26,7 @@ def prepared_test_split(tmp_path, originals, size: int, shard_size: int):
     base = write_tiny_prepared(tmp_path / "prepared")
     records = (tfrecords.serialize_example(*example) for example in originals)
     written, names = tfrecords.write_shards(base.folder, "test", records, shard_size)
-    splits = dataclasses.replace(base.splits, test=Split(examples=written, shards=tuple(names)))
+    splits = dataclasses.replace(base.splits, test=Split(count=written, shards=tuple(names)))
     return dataclasses.replace(base, image_size=size, splits=splits)
 
 
