@@ -1,4 +1,4 @@
-"""DVC stage `export`: the trained model as a TensorFlow SavedModel and a LiteRT flatbuffer, for serving."""
+"""DVC stage `export`: the trained model as a TensorFlow SavedModel, a LiteRT flatbuffer and ONNX, for serving."""
 
 from pathlib import Path
 

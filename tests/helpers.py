@@ -151,7 +151,7 @@ def write_tiny_prepared(folder: Path, per_split: int = 1) -> PreparedData:
             for i in range(per_split)
         ]
         written, shards = tfrecords.write_shards(folder, split, records, shard_size=2)
-        splits[split] = Split(examples=written, shards=tuple(shards))
+        splits[split] = Split(count=written, shards=tuple(shards))
     prepared = PreparedData(
         folder=folder,
         source={"kind": "test"},

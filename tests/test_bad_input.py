@@ -140,3 +140,9 @@ def test_manifest_fields_are_validated_naming_the_field(prepared, change, messag
 def test_a_written_manifest_reads_back_as_the_same_prepared_data(tmp_path):
     written = write_tiny_prepared(tmp_path, per_split=2)
     assert open_prepared(tmp_path) == written
+
+
+def test_the_manifest_names_each_split_s_size_examples_as_prepared_data_always_did(tmp_path):
+    write_tiny_prepared(tmp_path, per_split=3)
+    train = json.loads((tmp_path / MANIFEST).read_text())["splits"]["train"]
+    assert train == {"examples": 3, "shards": ["train-00000.tfrecord", "train-00001.tfrecord"]}

@@ -10,7 +10,7 @@ from segpipe.config import (
     FolderLayout,
     LossName,
     LrSchedule,
-    MixedPrecision,
+    Precision,
     TfliteQuantization,
     load_params,
     params_from_dict,
@@ -203,7 +203,7 @@ def test_integer_is_accepted_where_a_float_is_expected(project_params):
         (STRATEGIES, Distribute),
         (LAYOUTS, FolderLayout),
         (QUANTIZATIONS, TfliteQuantization),
-        (PRECISION_POLICIES, MixedPrecision),
+        (PRECISION_POLICIES, Precision),
     ],
     ids=[
         "train.loss",
@@ -211,7 +211,7 @@ def test_integer_is_accepted_where_a_float_is_expected(project_params):
         "train.distribute",
         "data.folder.layout",
         "export.tflite_quantization",
-        "train.mixed_precision",
+        "train.mixed_precision (auto: test_precision.py)",
     ],
 )
 def test_every_allowed_choice_has_exactly_one_implementation(registry, choice):

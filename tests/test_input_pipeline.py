@@ -10,6 +10,7 @@ import pytest
 
 from segpipe.config import AugmentConfig, params_from_dict
 from segpipe.input_pipeline import training_dataset
+from segpipe.prepared import PreparedData
 from tests.helpers import TINY, merged, write_tiny_prepared
 
 EXAMPLES = 20  # 8×8 examples of 256 bytes, in shards of two
@@ -61,9 +62,14 @@ def test_a_streamed_run_resumed_at_epoch_two_sees_the_batches_of_an_uninterrupte
     np.testing.assert_array_equal(resumed[1], uninterrupted[3])
 
 
-def test_streaming_is_chosen_above_the_budget_and_logged(prepared, project_params, caplog):
+def test_streaming_is_chosen_above_the_budget_and_logged(prepared, project_params, caplog, monkeypatch):
     caplog.set_level("INFO", logger="segpipe.input_pipeline")
     training_dataset(prepared, train_config(project_params, 2048))
     assert "streaming" not in caplog.text
-    training_dataset(prepared, train_config(project_params, STREAMED))
+
+    def loaded_whole(self, split):
+        raise AssertionError(f"the {split} split was loaded into memory")
+
+    monkeypatch.setattr(PreparedData, "arrays", loaded_whole)
+    next(iter(training_dataset(prepared, train_config(project_params, STREAMED))))
     assert "streaming the train split from its shards (0.00488 MB > train.in_memory_max_mb = 0.0012207)" in caplog.text

@@ -233,8 +233,11 @@ def test_the_check_stage_refuses_a_users_file_as_a_process_and_leaves_it(tmp_pat
 @pytest.mark.slow
 def test_the_check_stage_writes_the_same_bytes_every_time(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(PARAMS))
+    written = []
     for _ in range(2):
         subprocess.run(
             [sys.executable, str(ROOT / "stages" / "check.py")], cwd=tmp_path, env=script_env(), check=True, timeout=120
         )
-    assert json.loads((tmp_path / "data" / "checked.json").read_text()) == {"params": "valid"}
+        written.append((tmp_path / "data" / "checked.json").read_bytes())
+    assert written[0] == written[1]
+    assert json.loads(written[0]) == {"params": "valid"}

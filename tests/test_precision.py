@@ -8,13 +8,16 @@ import dataclasses
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from segpipe.config import params_from_dict
+from segpipe import precision
+from segpipe.config import MixedPrecision, params_from_dict
 from segpipe.model import build_unet
 from segpipe.optimization import compile_model
 from segpipe.precision import cpu_has_native_bfloat16, precision_policy
 from segpipe.prepared import Normalization
 from segpipe.training import train_model
+from segpipe.typed import choices
 from tests.helpers import TINY, merged, write_tiny_prepared
 
 NORMALIZATION = Normalization(scale=1 / 255, offset=0.0)
@@ -59,6 +62,30 @@ def test_each_explicit_choice_names_its_keras_policy():
         "mixed_float16",
         "mixed_bfloat16",
     ]
+
+
+@pytest.mark.parametrize(
+    ("gpus", "capability", "native_bfloat16", "policy"),
+    [
+        (["GPU:0"], (8, 0), False, "mixed_float16"),
+        (["GPU:0"], (6, 1), True, "float32"),  # float16 is slow there, and the model runs on the GPU, not the CPU
+        (["GPU:0"], None, True, "float32"),  # a GPU that does not say its compute capability
+        ([], None, True, "mixed_bfloat16"),
+        ([], None, False, "float32"),
+    ],
+    ids=["gpu-7.0+", "gpu-6.1", "gpu-unknown", "cpu-bf16", "cpu"],
+)
+def test_auto_is_the_policy_this_machine_computes_fastest(monkeypatch, gpus, capability, native_bfloat16, policy):
+    details = {"compute_capability": capability} if capability else {}
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: gpus if kind == "GPU" else [])
+    monkeypatch.setattr(tf.config.experimental, "get_device_details", lambda device: details)
+    monkeypatch.setattr(precision, "cpu_has_native_bfloat16", lambda: native_bfloat16)
+    assert precision_policy("auto") == policy
+
+
+def test_every_choice_of_train_mixed_precision_stands_for_a_keras_dtype_policy():
+    for choice in choices(MixedPrecision):
+        assert keras.DTypePolicy(precision_policy(choice)).name == precision_policy(choice)
 
 
 def test_a_bfloat16_unet_computes_in_bfloat16_with_float32_weights_and_logits(tiny):

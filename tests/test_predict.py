@@ -101,17 +101,17 @@ def test_full_size_mask_takes_the_argmax_of_upsampled_probabilities():
     np.testing.assert_array_equal(full_size_mask(probabilities, 1, 4), [[0, 0, 0, 1]])
 
 
-def test_flip_tta_averages_the_image_and_its_mirror():
-    def probabilities(images):  # class 1 where the pixel is bright: shows which way the image points
-        bright = (images[..., :1] > 127).astype(np.float32)
-        return np.concatenate([1.0 - bright, bright], axis=-1)
+def test_flip_tta_averages_the_prediction_with_that_of_the_mirror_image_mirrored_back():
+    def probabilities(images):  # class 1 in the left column, whatever the image: a model biased by position
+        left = np.zeros(images.shape[:3] + (1,), dtype=np.float32)
+        left[:, :, 0] = 1.0
+        return np.concatenate([1.0 - left, left], axis=-1)
 
     predictor = Predictor(path=None, image_size=2, num_classes=2, probabilities=probabilities)
     images = np.zeros((1, 2, 2, 3), dtype=np.uint8)
-    images[0, :, 0] = 255  # left column bright
-    averaged = probabilities_with_tta(predictor, images, "flip")
-    np.testing.assert_allclose(averaged, probabilities(images))  # a mirrored prediction, mirrored back
-    assert probabilities_with_tta(predictor, images, "none") is not None
+    np.testing.assert_array_equal(probabilities_with_tta(predictor, images, "none"), probabilities(images))
+    # Mirrored back, the mirror image's prediction puts class 1 in the right column: the average is 0.5 everywhere.
+    np.testing.assert_array_equal(probabilities_with_tta(predictor, images, "flip"), np.full((1, 2, 2, 2), 0.5))
 
 
 def test_a_missing_model_is_named(tmp_path, caplog):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import zipfile
@@ -12,10 +11,9 @@ import pytest
 import yaml
 
 from segpipe import atomic
-from segpipe.backup import BACKUP_METADATA, BACKUP_WEIGHTS, restore_backup, resume_epoch, run_fingerprint
+from segpipe.backup import BACKUP_METADATA, BACKUP_WEIGHTS, BackupStamp, restore_backup, resume_epoch, run_fingerprint
 from segpipe.config import load_params, params_from_dict
 from segpipe.errors import ConfigError, PipelineError
-from segpipe.outputs import BACKUP_STAMP
 from tests.helpers import ROOT, TINY, merged, run_script, write_tiny_prepared
 
 
@@ -81,20 +79,29 @@ def test_the_fingerprint_changes_with_the_prepared_bytes_not_only_the_manifest(t
 
 
 def fake_backup(folder, fingerprint="run", epoch=2, weights=b"weights"):
-    """A backup as Keras and BackupStamp leave it once `epoch` epochs are committed."""
+    """A backup as Keras and BackupStamp leave it once `epoch` epochs are committed: Keras's weights and
+    metadata (here bytes standing for them), then BackupStamp's committed copy and stamp."""
     folder.mkdir(parents=True, exist_ok=True)
-    committed = f"epoch-{epoch:04d}.weights.h5"
-    (folder / committed).write_bytes(weights)
     (folder / BACKUP_WEIGHTS).write_bytes(weights)
     (folder / BACKUP_METADATA).write_text(json.dumps({"epoch": epoch, "batch": 0}))
-    stamp = {"fingerprint": fingerprint, "epoch": epoch, "weights": committed}
-    stamp["weights_sha256"] = hashlib.sha256(weights).hexdigest()
-    (folder / BACKUP_STAMP).write_text(json.dumps(stamp))
+    BackupStamp(folder, fingerprint).on_epoch_end(epoch - 1)
     return folder
 
 
 def test_an_intact_backup_of_this_run_is_resumed(tmp_path):
     assert restore_backup(fake_backup(tmp_path / "b"), "run") == (2, None)
+
+
+def test_a_backup_from_other_params_is_discarded_with_a_warning_and_training_starts_over(tmp_path, caplog):
+    backup = fake_backup(tmp_path / "b", fingerprint="another run")
+    with caplog.at_level(logging.WARNING):
+        assert resume_epoch(backup, "run") == 0
+    assert caplog.messages == [
+        f"discarding the backup in {backup}: it was made by another run (other params, data or code); "
+        "training starts at epoch 1"
+    ]
+    assert sorted(path.name for path in backup.iterdir()) == ["run.json"]
+    assert json.loads((backup / "run.json").read_text()) == {"epoch": 0, "fingerprint": "run"}
 
 
 @pytest.mark.parametrize(
@@ -114,11 +121,14 @@ def test_a_backup_killed_mid_write_resumes_from_its_last_committed_epoch(tmp_pat
     assert json.loads((backup / "training_metadata.json").read_text()) == {"epoch": 2, "batch": 0}
 
 
+DAMAGED_WEIGHTS = "its weights epoch-0002.weights.h5 are missing or corrupted"
+
+
 @pytest.mark.parametrize(
     ("damage", "reason"),
     [
-        (lambda b: (b / "epoch-0002.weights.h5").write_bytes(b"flipped"), "its weights epoch-0002.weights.h5 are"),
-        (lambda b: (b / "epoch-0002.weights.h5").unlink(), "its weights epoch-0002.weights.h5 are missing"),
+        (lambda b: (b / "epoch-0002.weights.h5").write_bytes(b"flipped"), DAMAGED_WEIGHTS),
+        (lambda b: (b / "epoch-0002.weights.h5").unlink(), DAMAGED_WEIGHTS),
         (lambda b: (b / "run.json").write_text("{"), "its run.json is unreadable"),
     ],
     ids=["committed weights corrupted", "committed weights missing", "stamp unreadable"],
@@ -126,8 +136,7 @@ def test_a_backup_killed_mid_write_resumes_from_its_last_committed_epoch(tmp_pat
 def test_a_corrupt_backup_is_not_resumed(tmp_path, damage, reason):
     backup = fake_backup(tmp_path / "b")
     damage(backup)
-    epochs, problem = restore_backup(backup, "run")
-    assert epochs == 0 and problem.startswith(reason)
+    assert restore_backup(backup, "run") == (0, reason)
 
 
 def test_a_corrupt_backup_is_discarded_with_a_warning_and_training_starts_over(tmp_path, caplog):
@@ -135,9 +144,7 @@ def test_a_corrupt_backup_is_discarded_with_a_warning_and_training_starts_over(t
     (backup / "epoch-0002.weights.h5").write_bytes(b"flipped")
     with caplog.at_level(logging.WARNING):
         assert resume_epoch(backup, "run") == 0
-    assert (
-        f"discarding the backup in {backup}: its weights epoch-0002.weights.h5 are missing or corrupted" in caplog.text
-    )
+    assert caplog.messages == [f"discarding the backup in {backup}: {DAMAGED_WEIGHTS}; training starts at epoch 1"]
     assert sorted(path.name for path in backup.iterdir()) == ["run.json"]
 
 
@@ -266,6 +273,7 @@ def test_hidden_files_are_ignored_and_names_with_spaces_accepted(tmp_path):
     (root / "masks" / "img_1.png").rename(root / "masks" / "my cat.png")
     prepared = prepare_dataset(folder_data(root), tmp_path / "out")
     assert prepared.count("train") + prepared.count("val") + prepared.count("test") == 4
+    assert prepared.missing == {"train": [], "test": []}  # the hidden file is not an image lacking its mask
 
 
 def test_a_split_left_empty_by_skipping_stops_prepare(tmp_path):

@@ -125,7 +125,7 @@ def s3_client_credentials() -> dict[str, str]:
     }
 
 
-class s3_server:  # noqa: N801 - used as a context manager, like a function
+class s3_server:  # named like a function: it is used as one, in a `with` statement
     """moto's S3 API server on a free localhost port for the duration of a `with` block (at most 60 s to start)."""
 
     def __enter__(self) -> str:

@@ -84,18 +84,6 @@ def wait_for_backed_up_epoch(run, stamp, epoch: int) -> None:
         time.sleep(0.05)
 
 
-def test_a_backup_from_other_params_is_not_resumed(prepared_project, tmp_path):
-    project = copy_project(prepared_project, tmp_path / "other")
-    backup = project / "models" / ".backup"
-    backup.mkdir(parents=True)
-    (backup / "run.json").write_text(json.dumps({"fingerprint": "another run"}))
-    (backup / "training_metadata.json").write_text(json.dumps({"epoch": 3, "batch": 0}))
-    log = stage(project, "train").stderr
-    assert "resuming" not in log
-    rows = (project / "metrics/train/plots/metrics/train/loss.tsv").read_text().splitlines()
-    assert [row.split("\t")[0] for row in rows[1:]] == [str(step) for step in range(EPOCHS)]
-
-
 def test_ctrl_c_stops_training_in_one_line_and_a_rerun_resumes_after_the_saved_epoch(prepared_project, tmp_path):
     project = copy_project(prepared_project, tmp_path / "interrupted")
     stamp = project / "models" / ".backup" / "run.json"

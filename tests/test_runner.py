@@ -44,9 +44,15 @@ def test_sigterm_is_the_same_clean_stop_with_exit_143(caplog):
 
 
 def test_the_sigterm_handler_is_put_back_afterwards():
-    before = signal.getsignal(signal.SIGTERM)
-    run_main(lambda: None)
-    assert signal.getsignal(signal.SIGTERM) is before
+    def ours(signum, frame):
+        pass
+
+    original = signal.signal(signal.SIGTERM, ours)
+    try:
+        run_main(lambda: None)
+        assert signal.getsignal(signal.SIGTERM) is ours
+    finally:
+        signal.signal(signal.SIGTERM, original)
 
 
 def test_an_error_under_dvc_says_how_to_restore_the_outputs_dvc_deleted(monkeypatch, caplog):

@@ -87,6 +87,19 @@ def test_masks_layout_takes_class_names_from_params_and_holds_out_a_seeded_test_
     assert set(np.unique(mask)) == {0, 1, 2, 3, 4}
 
 
+def test_masks_layout_takes_an_image_of_every_suffix_predict_takes(tmp_path, project_params):
+    root = write_masks_folder(tmp_path / "toy", count=len(images.IMAGE_SUFFIXES), num_classes=3)
+    for index, suffix in enumerate(images.IMAGE_SUFFIXES):
+        png = root / "images" / f"img_{index}.png"
+        target = png.with_suffix(suffix.upper() if index % 2 else suffix)  # .JPEG, .GIF, ...: any case
+        if target != png:
+            Image.open(png).convert("RGB").save(target)
+            png.unlink()
+    config = data_config(project_params, **folder(root, "masks", class_names=["a", "b", "c"], test_fraction=0.3))
+    prepared = prepare_dataset(config, tmp_path / "out")
+    assert sum(split_counts(prepared).values()) == len(images.IMAGE_SUFFIXES)
+
+
 def test_mask_of_another_size_is_an_error_naming_the_file(tmp_path, project_params):
     root = write_oxford_folder(tmp_path / "pets", train={"cat_1": "RGB", "cat_2": "RGB"}, test={"dog_1": "RGB"})
     Image.fromarray(np.full((7, 9), 2, dtype=np.uint8)).save(root / "annotations/trimaps/cat_2.png")

@@ -26,7 +26,7 @@ def prepared_test_split(tmp_path, originals, size: int, shard_size: int):
     base = write_tiny_prepared(tmp_path / "prepared")
     records = (tfrecords.serialize_example(*example) for example in originals)
     written, names = tfrecords.write_shards(base.folder, "test", records, shard_size)
-    splits = dataclasses.replace(base.splits, test=Split(examples=written, shards=tuple(names)))
+    splits = dataclasses.replace(base.splits, test=Split(count=written, shards=tuple(names)))
     return dataclasses.replace(base, image_size=size, splits=splits)
 
 
@@ -77,8 +77,10 @@ def test_sample_is_seeded_and_keeps_images_with_their_masks(tmp_path):
     prepared = prepared_test_split(tmp_path, originals, size=4, shard_size=4)
     images, masks = prepared.sample("test", count=3, seed=5)
     again, _ = prepared.sample("test", count=3, seed=5)
+    other, _ = prepared.sample("test", count=3, seed=6)
     assert images.shape == (3, 4, 4, 3) and masks.shape == (3, 4, 4, 1)
     np.testing.assert_array_equal(images, again)
+    assert not np.array_equal(images, other)
     by_image = {image.tobytes(): mask for image, mask, _ in originals}
     for image, mask in zip(images, masks, strict=True):
         np.testing.assert_array_equal(by_image[image.tobytes()], mask)

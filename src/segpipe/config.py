@@ -2,8 +2,11 @@
 
 Every section is a frozen dataclass. `load_params` refuses unknown keys (with a did-you-mean
 suggestion), values of the wrong type and values out of range, naming the key in the error.
-Each set of choices is one `Literal` type: validation reads it here, and the code that acts on
-a choice keys its registry by the same type (tests/test_config.py checks every registry).
+Each set of choices is one `Literal` type: validation reads it here. Where each choice has its own
+implementation (a loss, a schedule, a strategy, a layout, a quantization, a precision), the code
+that acts on it keys a registry by the same type, and tests/test_config.py checks that registry
+against the type; the two-way choices (`SourceKind`, `OnBadExample`, `Tta`) are an if/else where
+they are used.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ OnBadExample = Literal["error", "skip"]
 LossName = Literal["cross_entropy", "cross_entropy_dice"]
 LrSchedule = Literal["constant", "cosine"]
 Distribute = Literal["auto", "none", "mirrored"]
-MixedPrecision = Literal["off", "float16", "bfloat16", "auto"]
+Precision = Literal["off", "float16", "bfloat16"]  # one Keras dtype policy each
+MixedPrecision = Literal[Precision, "auto"]  # auto: the Precision this machine runs fastest
 TfliteQuantization = Literal["none", "float16", "dynamic_range"]
 Tta = Literal["none", "flip"]
 
@@ -115,11 +119,11 @@ class EmbeddedConfig:
     seed: int
 
     def validate(self, key: str) -> None:
-        _at_least(f"{key}.train_examples", self.train_examples, 2, MAX_EXAMPLES)
-        _at_least(f"{key}.test_examples", self.test_examples, 1, MAX_EXAMPLES)
-        _at_least(f"{key}.min_side", self.min_side, 16, MAX_SIDE)
-        _at_least(f"{key}.max_side", self.max_side, self.min_side, MAX_SIDE)
-        _at_least(f"{key}.seed", self.seed, 0, MAX_SEED)
+        _in_range(f"{key}.train_examples", self.train_examples, 2, MAX_EXAMPLES)
+        _in_range(f"{key}.test_examples", self.test_examples, 1, MAX_EXAMPLES)
+        _in_range(f"{key}.min_side", self.min_side, 16, MAX_SIDE)
+        _in_range(f"{key}.max_side", self.max_side, self.min_side, MAX_SIDE)
+        _in_range(f"{key}.seed", self.seed, 0, MAX_SEED)
 
 
 @dataclass(frozen=True)
@@ -138,8 +142,7 @@ class FolderConfig:
                 f"{key}.class_names must name at most {MAX_CLASSES} classes (masks hold 8-bit class ids), "
                 f"got {len(self.class_names)}"
             )
-        if not 0.0 < self.test_fraction < 1.0:
-            raise ConfigError(f"{key}.test_fraction must be in (0, 1), got {self.test_fraction}")
+        _in_interval(f"{key}.test_fraction", self.test_fraction, "(0, 1)")
 
 
 @dataclass(frozen=True)
@@ -185,15 +188,13 @@ class DataConfig:
                     f"{', '.join(versions)}: write {self.dataset_name}:{versions[0]} (or {self.dataset_name} "
                     "for its latest)"
                 )
-        if not 0 < self.download_timeout <= 3600:
-            raise ConfigError(f"{key}.download_timeout must be in (0, 3600], got {self.download_timeout}")
+        _in_interval(f"{key}.download_timeout", self.download_timeout, "(0, 3600]")
         self.folder.validate(f"{key}.folder")
-        _at_least(f"{key}.image_size", self.image_size, 8, MAX_SIDE)
-        _at_least(f"{key}.split_seed", self.split_seed, 0, MAX_SEED)
-        if not 0.0 < self.val_fraction < 1.0:
-            raise ConfigError(f"{key}.val_fraction must be in (0, 1), got {self.val_fraction}")
-        _at_least(f"{key}.shard_size", self.shard_size, 1, 100_000)
-        _at_least(f"{key}.max_image_pixels", self.max_image_pixels, 1, 2**31 - 1)
+        _in_range(f"{key}.image_size", self.image_size, 8, MAX_SIDE)
+        _in_range(f"{key}.split_seed", self.split_seed, 0, MAX_SEED)
+        _in_interval(f"{key}.val_fraction", self.val_fraction, "(0, 1)")
+        _in_range(f"{key}.shard_size", self.shard_size, 1, 100_000)
+        _in_range(f"{key}.max_image_pixels", self.max_image_pixels, 1, 2**31 - 1)
         self.embedded.validate(f"{key}.embedded")
 
 
@@ -206,12 +207,10 @@ class ModelConfig:
     dropout: float
 
     def validate(self, key: str) -> None:
-        _at_least(f"{key}.depth", self.depth, 1, 8)
-        _at_least(f"{key}.base_filters", self.base_filters, 1, 1024)
-        if not 0.0 < self.batch_norm_momentum < 1.0:
-            raise ConfigError(f"{key}.batch_norm_momentum must be in (0, 1), got {self.batch_norm_momentum}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"{key}.dropout must be in [0, 1), got {self.dropout}")
+        _in_range(f"{key}.depth", self.depth, 1, 8)
+        _in_range(f"{key}.base_filters", self.base_filters, 1, 1024)
+        _in_interval(f"{key}.batch_norm_momentum", self.batch_norm_momentum, "(0, 1)")
+        _in_interval(f"{key}.dropout", self.dropout, "[0, 1)")
 
 
 @dataclass(frozen=True)
@@ -221,10 +220,8 @@ class AugmentConfig:
     jitter: float
 
     def validate(self, key: str) -> None:
-        if not 0.0 < self.min_scale <= 1.0:
-            raise ConfigError(f"{key}.min_scale must be in (0, 1], got {self.min_scale}")
-        if not 0.0 <= self.jitter < 1.0:
-            raise ConfigError(f"{key}.jitter must be in [0, 1), got {self.jitter}")
+        _in_interval(f"{key}.min_scale", self.min_scale, "(0, 1]")
+        _in_interval(f"{key}.jitter", self.jitter, "[0, 1)")
 
 
 @dataclass(frozen=True)
@@ -246,20 +243,18 @@ class TrainConfig:
     in_memory_max_mb: float
 
     def validate(self, key: str) -> None:
-        _at_least(f"{key}.epochs", self.epochs, 1, 100_000)
-        _at_least(f"{key}.batch_size", self.batch_size, 1, MAX_BATCH)
+        _in_range(f"{key}.epochs", self.epochs, 1, 100_000)
+        _in_range(f"{key}.batch_size", self.batch_size, 1, MAX_BATCH)
         if not self.learning_rate > 0:
             raise ConfigError(f"{key}.learning_rate must be > 0, got {self.learning_rate}")
-        _at_least(f"{key}.warmup_epochs", self.warmup_epochs, 0, 100_000)
+        _in_range(f"{key}.warmup_epochs", self.warmup_epochs, 0, 100_000)
         if self.warmup_epochs >= self.epochs:
             raise ConfigError(f"{key}.warmup_epochs must be < {key}.epochs = {self.epochs}, got {self.warmup_epochs}")
-        _at_least(f"{key}.early_stopping_patience", self.early_stopping_patience, 0, 100_000)
-        _at_least(f"{key}.seed", self.seed, 0, MAX_SEED)
+        _in_range(f"{key}.early_stopping_patience", self.early_stopping_patience, 0, 100_000)
+        _in_range(f"{key}.seed", self.seed, 0, MAX_SEED)
         self.augment.validate(f"{key}.augment")
-        if not 0 < self.cluster_timeout <= 86_400:
-            raise ConfigError(f"{key}.cluster_timeout must be in (0, 86400] seconds, got {self.cluster_timeout}")
-        if not 0 <= self.in_memory_max_mb <= 1e9:
-            raise ConfigError(f"{key}.in_memory_max_mb must be in [0, 1e9], got {self.in_memory_max_mb}")
+        _in_interval(f"{key}.cluster_timeout", self.cluster_timeout, "(0, 86400]", " seconds")
+        _in_interval(f"{key}.in_memory_max_mb", self.in_memory_max_mb, "[0, 1e9]")
         if self.jit_compile and self.deterministic:
             raise ConfigError(
                 f"{key}.jit_compile has no effect while {key}.deterministic is true "
@@ -273,7 +268,7 @@ class EvaluateConfig:
     tta: Tta
 
     def validate(self, key: str) -> None:
-        _at_least(f"{key}.batch_size", self.batch_size, 1, MAX_BATCH)
+        _in_range(f"{key}.batch_size", self.batch_size, 1, MAX_BATCH)
 
 
 @dataclass(frozen=True)
@@ -289,10 +284,10 @@ class VisualizeConfig:
     dpi: int
 
     def validate(self, key: str) -> None:
-        _at_least(f"{key}.num_examples", self.num_examples, 1, 100)
-        _at_least(f"{key}.num_worst", self.num_worst, 1, 100)
-        _at_least(f"{key}.dpi", self.dpi, 20, 600)
-        _at_least(f"{key}.seed", self.seed, 0, MAX_SEED)
+        _in_range(f"{key}.num_examples", self.num_examples, 1, 100)
+        _in_range(f"{key}.num_worst", self.num_worst, 1, 100)
+        _in_range(f"{key}.dpi", self.dpi, 20, 600)
+        _in_range(f"{key}.seed", self.seed, 0, MAX_SEED)
 
 
 @dataclass(frozen=True)
@@ -395,7 +390,7 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     """Read `path` with a safe YAML loader and return the validated params."""
     path = Path(path)
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_ParamsLoader)  # noqa: S506 - a SafeLoader
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_ParamsLoader)  # safe: _ParamsLoader is a SafeLoader
     except FileNotFoundError:
         raise ConfigError(f"{path} not found") from None
     except UnicodeDecodeError as error:
@@ -416,9 +411,19 @@ def params_from_dict(raw: Any) -> Params:
     return from_mapping(Params, raw)
 
 
-def _at_least(key: str, value: int, minimum: int, maximum: int) -> None:
-    """Refuse `value` outside [minimum, maximum]: an absurd size fails here, not when memory runs out."""
+def _in_range(key: str, value: int, minimum: int, maximum: int) -> None:
+    """Refuse the whole number `value` outside [minimum, maximum]: an absurd size fails here, not when
+    memory runs out."""
     if value < minimum:
         raise ConfigError(f"{key} must be >= {minimum}, got {value}")
     if value > maximum:
         raise ConfigError(f"{key} must be <= {maximum}, got {value}")
+
+
+def _in_interval(key: str, value: float, interval: str, unit: str = "") -> None:
+    """Refuse `value` outside `interval`, written as the error shows it: "(0, 1]" excludes 0 and includes 1."""
+    low, high = (float(bound) for bound in interval[1:-1].split(","))
+    above = value > low if interval[0] == "(" else value >= low
+    below = value < high if interval[-1] == ")" else value <= high
+    if not (above and below):
+        raise ConfigError(f"{key} must be in {interval}{unit}, got {value}")

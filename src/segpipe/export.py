@@ -1,6 +1,6 @@
-"""The export stage's work: the Keras model → a TensorFlow SavedModel and a LiteRT flatbuffer.
+"""The export stage's work: the Keras model → a TensorFlow SavedModel, a LiteRT flatbuffer and an ONNX model.
 
-Both take uint8 RGB images (N×S×S×3, 0–255) and return float32 class probabilities (N×S×S×C), so
+All three take uint8 RGB images (N×S×S×3, 0–255) and return float32 class probabilities (N×S×S×C), so
 a server or a phone needs neither our normalization nor a softmax. `model_info.json` beside them
 names the classes.
 """
@@ -53,7 +53,8 @@ QUANTIZATIONS: dict[TfliteQuantization, Callable[[tf.lite.TFLiteConverter], None
 def export_model(
     model: keras.Model, class_names: tuple[str, ...], out_dir: Path, quantization: TfliteQuantization
 ) -> None:
-    """Write `out_dir/saved_model/`, `out_dir/model.tflite` and `out_dir/model_info.json`, atomically."""
+    """Write `out_dir/saved_model/`, `out_dir/model.tflite`, `out_dir/model.onnx` and `out_dir/model_info.json`,
+    atomically."""
     serving = serving_model(model)
     _, size, _, _ = model.input_shape
     with atomic.atomic_dir(out_dir, MODEL_INFO) as tmp:

@@ -1,7 +1,8 @@
 """Reading real-world image and mask files, checking an example, and resizing it for the model.
 
-Real files are messy: palette, RGBA, grayscale and CMYK images, PNG data behind a `.jpg` name.
-Every image becomes 3-channel RGB; every problem becomes a `DataError` naming the file.
+Real files are messy: palette, RGBA, grayscale and CMYK images, PNG data behind a `.jpg` name,
+phone photos stored sideways with an EXIF orientation tag. Every image becomes 3-channel RGB,
+turned upright (prepare turns its mask with it); every problem becomes a `DataError` naming the file.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from segpipe.errors import DataError
 
 # Oxford-IIIT Pet trimaps: 1 pet, 2 background, 3 border; stored as classes 0, 1, 2.
 TRIMAP_CLASS_NAMES = ("pet", "background", "border")
+# What is taken as an image where a folder is listed (prepare's masks layout, predict): the formats `read_rgb`
+# reads (by content: PNG or GIF data behind a .jpg name is read too).
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp")
 _ORIENTATION = 0x0112  # the EXIF tag; its values 2..8 map to these turns (as PIL's exif_transpose does)
 _TRANSPOSE = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -28,17 +32,16 @@ _TRANSPOSE = {
 }
 
 
-def read_rgb(path: Path, upright: bool = False, max_pixels: int | None = None) -> np.ndarray:
-    """Any image file PIL can read (by content, not by name), as uint8 H×W×3 RGB.
+def read_rgb(path: Path, max_pixels: int | None = None) -> np.ndarray:
+    """Any image file PIL can read (by content, not by name), as uint8 H×W×3 RGB, turned upright by
+    its EXIF orientation tag (prepare and predict both read it so; `read_pair` turns the mask too).
 
-    `upright` applies the EXIF orientation tag (phone photos are often stored sideways with a tag;
-    prepare applies it through `read_pair`, turning the mask the same way). An image of more than
-    `max_pixels` is refused from its header, before its pixels are decoded. High-bit-depth
-    grayscale (16-bit, 32-bit integer, float: `HIGH_DEPTH_MODES`) is scaled to 8 bits by
-    `eight_bit`, never clipped; of a multi-frame file (GIF, TIFF) the first frame is read.
+    An image of more than `max_pixels` is refused from its header, before its pixels are decoded.
+    High-bit-depth grayscale (16-bit, 32-bit integer, float: `HIGH_DEPTH_MODES`) is scaled to 8 bits
+    by `eight_bit`, never clipped; of a multi-frame file (GIF, TIFF) the first frame is read.
     """
     with _opened(path, max_pixels) as image:
-        turn = _TRANSPOSE.get(image.getexif().get(_ORIENTATION, 1)) if upright else None
+        turn = _TRANSPOSE.get(image.getexif().get(_ORIENTATION, 1))
         if turn is not None:
             image = image.transpose(turn)
         if image.mode in HIGH_DEPTH_MODES:  # PIL's own conversion clips them at 255: almost all white
@@ -85,7 +88,7 @@ def read_pair(image_path: Path, mask_path: Path, max_pixels: int | None = None) 
     with _opened(image_path, max_pixels, decode=False) as image:  # the header only
         orientation = image.getexif().get(_ORIENTATION, 1)
         stored_size = image.size
-    pixels = read_rgb(image_path, upright=True, max_pixels=max_pixels)
+    pixels = read_rgb(image_path, max_pixels=max_pixels)
     with _opened(mask_path, max_pixels) as mask:
         turn = _TRANSPOSE.get(orientation)
         if turn is not None and not (orientation >= 5 and mask.size == stored_size[::-1]):

@@ -7,14 +7,14 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.colors import ListedColormap  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.colors import ListedColormap
 
-from segpipe import atomic  # noqa: E402
-from segpipe.errors import DataError  # noqa: E402
-from segpipe.training_log import EPOCH_METRICS, metric_tsv  # noqa: E402
+from segpipe import atomic
+from segpipe.errors import DataError
+from segpipe.training_log import EPOCH_METRICS, metric_tsv
 
 
 def class_colours(count: int) -> ListedColormap:

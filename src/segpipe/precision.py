@@ -7,14 +7,13 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from segpipe.config import MixedPrecision
+from segpipe.config import MixedPrecision, Precision
 
 # Keras dtype policies: "mixed" ones compute in the named type and keep weights in float32.
-PRECISION_POLICIES: dict[MixedPrecision, str] = {
+PRECISION_POLICIES: dict[Precision, str] = {
     "off": "float32",
     "float16": "mixed_float16",
     "bfloat16": "mixed_bfloat16",
-    "auto": "",  # resolved per machine by native_mixed_precision()
 }
 
 
@@ -23,7 +22,7 @@ def precision_policy(choice: MixedPrecision) -> str:
     return PRECISION_POLICIES[native_mixed_precision() if choice == "auto" else choice]
 
 
-def native_mixed_precision() -> MixedPrecision:
+def native_mixed_precision() -> Precision:
     """float16 on a GPU with fast float16 (compute capability 7.0+), bfloat16 on a CPU with native
     bfloat16 instructions, otherwise off (emulated half precision is slower than float32)."""
     gpus = tf.config.list_physical_devices("GPU")

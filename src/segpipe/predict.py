@@ -27,13 +27,12 @@ from PIL import Image, PngImagePlugin
 from segpipe import atomic
 from segpipe.config import MAX_CLASSES, Tta
 from segpipe.errors import DataError
-from segpipe.images import read_rgb, resize_image
+from segpipe.images import IMAGE_SUFFIXES, read_rgb, resize_image
 from segpipe.inference import Predictor, probabilities_with_tta
 from segpipe.plotting import class_palette
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp")
 CSV_NAME = "predictions.csv"
 STAGING_PREFIX = ".segpipe-predict-"  # then the process id: a later run sweeps those whose process is gone
 PROGRESS_FROM = 5  # images: a progress bar from this many on
@@ -192,7 +191,7 @@ def _batches(
     batch = []
     for image in images:
         try:
-            pixels = read_rgb(image.path, upright=True, max_pixels=options.max_pixels)
+            pixels = read_rgb(image.path, max_pixels=options.max_pixels)
         except DataError as error:
             if not options.skip_bad:
                 raise

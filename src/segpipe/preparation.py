@@ -65,7 +65,7 @@ def prepare_dataset(data: DataConfig, out_dir: str | Path, workers: int | None =
             log.info("%s: wrote %d examples in %d shards, skipped %d", split, written, len(shards), len(skipped[split]))
             if not written:
                 raise DataError(f"{source.description}: no {split} example left after skipping {len(skipped[split])}")
-            splits[split] = Split(examples=written, shards=tuple(shards))
+            splits[split] = Split(count=written, shards=tuple(shards))
         prepared = PreparedData(
             folder=tmp,
             source=source.description,

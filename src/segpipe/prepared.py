@@ -21,7 +21,7 @@ import tensorflow as tf
 from segpipe import atomic, tfrecords
 from segpipe.errors import ConfigError, DataError
 from segpipe.outputs import MANIFEST
-from segpipe.typed import from_mapping
+from segpipe.typed import from_mapping, to_mapping
 
 SplitName = Literal["train", "val", "test"]
 SPLITS: tuple[SplitName, ...] = ("train", "val", "test")
@@ -38,7 +38,7 @@ class Normalization:
 
 @dataclass(frozen=True)
 class Split:
-    examples: int
+    count: int = dataclasses.field(metadata={"key": "examples"})  # `examples` in manifest.json, as it always was
     shards: tuple[str, ...]
 
 
@@ -69,8 +69,8 @@ class PreparedData:
             problems.append(f"class_names must name at least 2 distinct classes, got {list(self.class_names)}")
         for name in SPLITS:
             split = self.split(name)
-            if split.examples < 1:
-                problems.append(f"splits.{name} must hold at least one example, got {split.examples}")
+            if split.count < 1:
+                problems.append(f"splits.{name} must hold at least one example, got {split.count}")
             outside = [shard for shard in split.shards if Path(shard).name != shard or shard.startswith(".")]
             if outside or not split.shards:
                 problems.append(f"splits.{name}.shards must be file names inside the folder, got {list(split.shards)}")
@@ -85,7 +85,7 @@ class PreparedData:
         return getattr(self.splits, name)
 
     def count(self, split: SplitName) -> int:
-        return self.split(split).examples
+        return self.split(split).count
 
     @property
     def example_bytes(self) -> int:
@@ -147,7 +147,7 @@ class PreparedData:
 
     def save_manifest(self) -> None:
         """Write `manifest.json` into the folder, atomically, key-sorted (equal data, equal bytes)."""
-        fields = dataclasses.asdict(self)
+        fields = to_mapping(self)
         del fields["folder"]
         atomic.write_json(self.folder / MANIFEST, fields)
 

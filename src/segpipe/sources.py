@@ -32,7 +32,6 @@ from segpipe.synthetic_pets import SyntheticPets, config_for
 log = logging.getLogger(__name__)
 
 SOURCE_SPLITS = ("train", "test")  # what a source provides; prepare carves "val" out of "train"
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_\-. ]*$")
 
 
@@ -266,7 +265,9 @@ def _masks_pairs(root: Path) -> list[tuple[Path, Path]]:
         raise DataError(f"{root}: the masks layout needs an images/ folder (and masks/)")
     # Hidden files (`.DS_Store`, macOS's `._NAME.jpg`) are not images of the set; any other name is.
     found = sorted(
-        p for p in (root / "images").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+        p
+        for p in (root / "images").iterdir()
+        if p.suffix.lower() in images.IMAGE_SUFFIXES and not p.name.startswith(".")
     )
     stems = [p.stem for p in found]
     duplicates = sorted({s for s in stems if stems.count(s) > 1})

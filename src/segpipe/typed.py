@@ -27,20 +27,31 @@ def from_mapping(cls: type, raw: Any, key: str = "", given: dict[str, Any] | Non
     if not isinstance(raw, dict):
         raise ConfigError(f"{where} must be a mapping, got {describe(raw)}")
     hints = typing.get_type_hints(cls)
-    names = [field.name for field in dataclasses.fields(cls) if field.name not in given]
+    fields = {_key(field): field.name for field in dataclasses.fields(cls) if field.name not in given}
     renamed = getattr(cls, "RENAMED", {})
     for name in raw:
         if name in renamed:
             raise ConfigError(f"{_join(key, name)} is now {renamed[name]}: rename it in params.yaml")
-        if name not in names:
-            raise ConfigError(f"{_join(key, name)} is not a known {noun}{did_you_mean(str(name), names)}")
+        if name not in fields:
+            raise ConfigError(f"{_join(key, name)} is not a known {noun}{did_you_mean(str(name), fields)}")
     values = dict(given)
-    for name in names:
+    for name, attribute in fields.items():
         child = _join(key, name)
         if name not in raw:
             raise ConfigError(f"{child} is missing")
-        values[name] = _converted(hints[name], raw[name], child, noun)
+        values[attribute] = _converted(hints[attribute], raw[name], child, noun)
     return cls(**values)
+
+
+def to_mapping(value: Any) -> Any:
+    """The plain mapping (for JSON) that `from_mapping` reads back into `value`, a dataclass or a value in one."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {_key(field): to_mapping(getattr(value, field.name)) for field in dataclasses.fields(value)}
+    if isinstance(value, list | tuple):
+        return [to_mapping(item) for item in value]
+    if isinstance(value, dict):
+        return {name: to_mapping(item) for name, item in value.items()}
+    return value
 
 
 def choices(literal: Any) -> tuple[str, ...]:
@@ -81,6 +92,11 @@ def _converted(hint: Any, value: Any, key: str, noun: str) -> Any:
     if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
         raise ConfigError(f"{key} must be {hint.__name__}, got {describe(value)}")
     return value
+
+
+def _key(field: dataclasses.Field) -> str:
+    """The field's key in the mapping: its name, unless its metadata names another (`{"key": ...}`)."""
+    return field.metadata.get("key", field.name)
 
 
 def _join(prefix: str, name: Any) -> str:
