@@ -77,7 +77,7 @@ def _converted(hint: Any, value: Any, key: str, noun: str) -> Any:
         if value not in choices(hint):
             raise ConfigError(f"{key} must be one of {', '.join(choices(hint))}, got {value!r}")
         return value
-    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:  # X | None
         if value is None and type(None) in typing.get_args(hint):
             return None
         (hint,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
@@ -85,6 +85,11 @@ def _converted(hint: Any, value: Any, key: str, noun: str) -> Any:
         if not (isinstance(value, list | tuple) and all(isinstance(item, str) for item in value)):
             raise ConfigError(f"{key} must be a list of strings, got {describe(value)}")
         return tuple(value)
+    return _scalar(hint, value, key)
+
+
+def _scalar(hint: Any, value: Any, key: str) -> Any:
+    """`value` as the bool, int, float or str `hint` names (an int is a float too; a bool is not an int)."""
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if hint not in (bool, int, float, str):
