@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import yaml
 
-from segpipe.errors import ConfigError
+from segpipe.errors import ConfigError, ParamError
 from segpipe.typed import did_you_mean, from_mapping
 
 EMBEDDED_DATASET = "synthetic_pets"
@@ -41,6 +41,34 @@ MAX_BATCH = 65_536
 MAX_SEED = 2**32 - 1  # what numpy and Keras accept
 # Folders no output may be written into: the code, git's and DVC's own state.
 _RESERVED = (".git", ".dvc", "src", "stages", "tests", "benchmarks")
+# The params each stage reads, as dvc.yaml lists them (tests/test_dvc_yaml.py checks that they agree); the
+# check stage validates them all, so a refused key's message names the stages that read it.
+STAGE_PARAMS: dict[str, tuple[str, ...]] = {
+    "check": ("paths", "data", "model", "train", "evaluate", "visualize", "export"),
+    "prepare": ("paths.prepared", "data"),
+    "train": ("paths.prepared", "paths.model", "paths.backup", "paths.live", "model", "train"),
+    "evaluate": (
+        "paths.prepared",
+        "paths.model",
+        "paths.eval_metrics",
+        "paths.confusion",
+        "paths.class_iou",
+        "paths.image_iou",
+        "evaluate",
+    ),
+    "visualize": (
+        "paths.prepared",
+        "paths.model",
+        "paths.live",
+        "paths.image_iou",
+        "paths.training_curves",
+        "paths.predictions",
+        "paths.worst",
+        "visualize",
+        "evaluate.tta",
+    ),
+    "export": ("paths.model", "paths.prepared", "paths.export", "export"),
+}
 
 
 @dataclass(frozen=True)
@@ -70,13 +98,14 @@ class PathsConfig:
     def validate(self, key: str) -> None:
         for name, path in self.figures().items():
             if path.suffix != ".png":
-                raise ConfigError(f"{key}.{name} must name a .png file, got {str(path)!r}")
+                raise ParamError(f"{key}.{name}", f"must name a .png file, got {str(path)!r}")
         targets = {name: output_target(f"{key}.{name}", path) for name, path in self.outputs().items()}
         for (name, target), (other, other_target) in itertools.permutations(sorted(targets.items()), 2):
             if target == other_target or target in other_target.parents:
-                raise ConfigError(
-                    f"{key}.{name} ({getattr(self, name)}) overlaps {key}.{other} ({getattr(self, other)}): "
-                    "outputs must be apart"
+                raise ParamError(
+                    f"{key}.{name}",
+                    f"overlaps {key}.{other} ({getattr(self, other)}): outputs must be apart",
+                    value=getattr(self, name),
                 )
 
 
@@ -85,16 +114,18 @@ def output_target(key: str, path: Path) -> Path:
     (the working folder) and out of its code and git's and DVC's state."""
     check_path_text(key, str(path))
     if path.is_absolute() or ".." in path.parts or path.parts[:1] in ((), (".",)) or path.parts[0] in _RESERVED:
-        raise ConfigError(
-            f"{key} must be a relative path inside the project, outside {', '.join(_RESERVED)}, got {str(path)!r}"
+        raise ParamError(
+            key, f"must be a relative path inside the project, outside {', '.join(_RESERVED)}, got {str(path)!r}"
         )
     root = Path.cwd().resolve()
     target = (root / path).resolve()
     inside = target.relative_to(root).parts if target.is_relative_to(root) else ()
     if not inside or inside[0] in _RESERVED:
-        raise ConfigError(
-            f"{key} ({path}) leads through a link to {target}, outside the project or into "
-            f"{', '.join(_RESERVED)}: outputs must stay inside it"
+        raise ParamError(
+            key,
+            f"leads through a link to {target}, outside the project or into {', '.join(_RESERVED)}: "
+            "outputs must stay inside it",
+            value=str(path),
         )
     return target
 
@@ -102,7 +133,7 @@ def output_target(key: str, path: Path) -> Path:
 def check_path_text(key: str, text: str) -> None:
     """Refuse a path no file system accepts (a NUL byte), naming the key, before any file call trips on it."""
     if "\x00" in text:
-        raise ConfigError(f"{key} holds a NUL byte ({text!r}): not a usable path")
+        raise ParamError(key, f"holds a NUL byte ({text!r}): not a usable path")
 
 
 @dataclass(frozen=True)
@@ -131,9 +162,11 @@ class FolderConfig:
     def validate(self, key: str) -> None:
         check_path_text(f"{key}.path", self.path)
         if len(self.class_names) < 2 or len(set(self.class_names)) != len(self.class_names):
-            raise ConfigError(f"{key}.class_names must name at least 2 distinct classes, got {list(self.class_names)}")
+            raise ParamError(
+                f"{key}.class_names", f"must name at least 2 distinct classes, got {list(self.class_names)}"
+            )
         if not 0.0 < self.test_fraction < 1.0:
-            raise ConfigError(f"{key}.test_fraction must be in (0, 1), got {self.test_fraction}")
+            raise ParamError(f"{key}.test_fraction", f"must be in (0, 1), got {self.test_fraction}")
 
 
 @dataclass(frozen=True)
@@ -166,24 +199,25 @@ class DataConfig:
         if self.source == "tfds":
             known = known_datasets()
             if self.dataset_name not in known:
-                raise ConfigError(
-                    f"{key}.dataset names an unknown TFDS dataset {self.dataset_name!r}"
-                    f"{did_you_mean(self.dataset_name, known)}"
+                raise ParamError(
+                    f"{key}.dataset",
+                    f"names an unknown TFDS dataset {self.dataset_name!r}{did_you_mean(self.dataset_name, known)}",
                 )
             versions = dataset_versions(self.dataset_name)
             if self.dataset_version is not None and self.dataset_version not in versions:
-                raise ConfigError(
-                    f"{key}.dataset asks for version {self.dataset_version!r} of {self.dataset_name}, which has "
+                raise ParamError(
+                    f"{key}.dataset",
+                    f"asks for version {self.dataset_version!r} of {self.dataset_name}, which has "
                     f"{', '.join(versions)}: write {self.dataset_name}:{versions[0]} (or {self.dataset_name} "
-                    "for its latest)"
+                    "for its latest)",
                 )
         if not 0 < self.download_timeout <= 3600:
-            raise ConfigError(f"{key}.download_timeout must be in (0, 3600], got {self.download_timeout}")
+            raise ParamError(f"{key}.download_timeout", f"must be in (0, 3600], got {self.download_timeout}")
         self.folder.validate(f"{key}.folder")
         _at_least(f"{key}.image_size", self.image_size, 8, MAX_SIDE)
         _at_least(f"{key}.split_seed", self.split_seed, 0, MAX_SEED)
         if not 0.0 < self.val_fraction < 1.0:
-            raise ConfigError(f"{key}.val_fraction must be in (0, 1), got {self.val_fraction}")
+            raise ParamError(f"{key}.val_fraction", f"must be in (0, 1), got {self.val_fraction}")
         _at_least(f"{key}.shard_size", self.shard_size, 1, 100_000)
         _at_least(f"{key}.max_image_pixels", self.max_image_pixels, 1, 2**31 - 1)
         self.embedded.validate(f"{key}.embedded")
@@ -201,9 +235,9 @@ class ModelConfig:
         _at_least(f"{key}.depth", self.depth, 1, 8)
         _at_least(f"{key}.base_filters", self.base_filters, 1, 1024)
         if not 0.0 < self.batch_norm_momentum < 1.0:
-            raise ConfigError(f"{key}.batch_norm_momentum must be in (0, 1), got {self.batch_norm_momentum}")
+            raise ParamError(f"{key}.batch_norm_momentum", f"must be in (0, 1), got {self.batch_norm_momentum}")
         if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"{key}.dropout must be in [0, 1), got {self.dropout}")
+            raise ParamError(f"{key}.dropout", f"must be in [0, 1), got {self.dropout}")
 
 
 @dataclass(frozen=True)
@@ -214,9 +248,9 @@ class AugmentConfig:
 
     def validate(self, key: str) -> None:
         if not 0.0 < self.min_scale <= 1.0:
-            raise ConfigError(f"{key}.min_scale must be in (0, 1], got {self.min_scale}")
+            raise ParamError(f"{key}.min_scale", f"must be in (0, 1], got {self.min_scale}")
         if not 0.0 <= self.jitter < 1.0:
-            raise ConfigError(f"{key}.jitter must be in [0, 1), got {self.jitter}")
+            raise ParamError(f"{key}.jitter", f"must be in [0, 1), got {self.jitter}")
 
 
 @dataclass(frozen=True)
@@ -237,25 +271,30 @@ class TrainConfig:
     cluster_timeout: float
     in_memory_max_mb: float
 
+    @property
+    def warmup(self) -> int:
+        """Epochs of warm-up the run does: `warmup_epochs` capped at `epochs - 1`, so the cosine decay always
+        has an epoch (a one-epoch run, `-S train.epochs=1`, decays from the peak rate with the defaults)."""
+        return min(self.warmup_epochs, self.epochs - 1)
+
     def validate(self, key: str) -> None:
         _at_least(f"{key}.epochs", self.epochs, 1, 100_000)
         _at_least(f"{key}.batch_size", self.batch_size, 1, MAX_BATCH)
         if not self.learning_rate > 0:
-            raise ConfigError(f"{key}.learning_rate must be > 0, got {self.learning_rate}")
+            raise ParamError(f"{key}.learning_rate", f"must be > 0, got {self.learning_rate}")
         _at_least(f"{key}.warmup_epochs", self.warmup_epochs, 0, 100_000)
-        if self.warmup_epochs >= self.epochs:
-            raise ConfigError(f"{key}.warmup_epochs must be < {key}.epochs = {self.epochs}, got {self.warmup_epochs}")
         _at_least(f"{key}.early_stopping_patience", self.early_stopping_patience, 0, 100_000)
         _at_least(f"{key}.seed", self.seed, 0, MAX_SEED)
         self.augment.validate(f"{key}.augment")
         if not 0 < self.cluster_timeout <= 86_400:
-            raise ConfigError(f"{key}.cluster_timeout must be in (0, 86400] seconds, got {self.cluster_timeout}")
+            raise ParamError(f"{key}.cluster_timeout", f"must be in (0, 86400] seconds, got {self.cluster_timeout}")
         if not 0 <= self.in_memory_max_mb <= 1e9:
-            raise ConfigError(f"{key}.in_memory_max_mb must be in [0, 1e9], got {self.in_memory_max_mb}")
+            raise ParamError(f"{key}.in_memory_max_mb", f"must be in [0, 1e9], got {self.in_memory_max_mb}")
         if self.jit_compile and self.deterministic:
-            raise ConfigError(
-                f"{key}.jit_compile has no effect while {key}.deterministic is true "
-                "(Keras turns XLA off under op determinism): set one of them to false"
+            raise ParamError(
+                f"{key}.jit_compile",
+                f"has no effect while {key}.deterministic is true (Keras turns XLA off under op determinism): "
+                "set one of them to false",
             )
 
 
@@ -305,8 +344,8 @@ class Params:
         self._check_outputs_spare_inputs()
         factor = 2**self.model.depth
         if self.data.image_size % factor:
-            raise ConfigError(
-                f"data.image_size must be divisible by 2**model.depth = {factor}, got {self.data.image_size}"
+            raise ParamError(
+                "data.image_size", f"must be divisible by 2**model.depth = {factor}, got {self.data.image_size}"
             )
 
     def _check_outputs_spare_inputs(self) -> None:
@@ -321,13 +360,16 @@ class Params:
             for input_name, input_path in inputs.items():
                 source = Path(input_path).resolve()
                 if target == source or target in source.parents:
-                    raise ConfigError(
-                        f"paths.{name} ({output}) contains {input_name} ({input_path}): outputs must not hold inputs"
+                    raise ParamError(
+                        f"paths.{name}",
+                        f"contains {input_name} ({input_path}): outputs must not hold inputs",
+                        str(output),
                     )
                 if source in target.parents:
-                    raise ConfigError(
-                        f"paths.{name} ({output}) is inside {input_name} ({input_path}): outputs must not be "
-                        "written among inputs"
+                    raise ParamError(
+                        f"paths.{name}",
+                        f"is inside {input_name} ({input_path}): outputs must not be written among inputs",
+                        str(output),
                     )
 
 
@@ -385,7 +427,8 @@ _ParamsLoader.add_implicit_resolver(
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
-    """Read `path` with a safe YAML loader and return the validated params."""
+    """Read `path` with a safe YAML loader and return the validated params; a refused key's error says
+    which stages read it."""
     path = Path(path)
     try:
         raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_ParamsLoader)  # noqa: S506 - a SafeLoader
@@ -399,9 +442,26 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raise ConfigError(f"{path} is not valid YAML{where}: {error.problem or error.context}") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from None
-    params = params_from_dict(raw)
-    params.validate()
+    try:
+        params = params_from_dict(raw)
+        params.validate()
+    except ParamError as error:
+        raise ParamError(error.key, error.problem, error.value, read_by(error.key)) from None
     return params
+
+
+def read_by(key: str) -> tuple[str, ...]:
+    """The stages that read `key` (or a key inside it), in pipeline order; check only if no other stage does
+    (`paths.checked`); none for a key outside every section."""
+    readers = {
+        stage: any(_within(key, read) or _within(read, key) for read in keys) for stage, keys in STAGE_PARAMS.items()
+    }
+    others = tuple(stage for stage, reads in readers.items() if reads and stage != "check")
+    return others or (("check",) if readers["check"] else ())
+
+
+def _within(key: str, section: str) -> bool:
+    return key == section or key.startswith(f"{section}.")
 
 
 def params_from_dict(raw: Any) -> Params:
@@ -412,6 +472,6 @@ def params_from_dict(raw: Any) -> Params:
 def _at_least(key: str, value: int, minimum: int, maximum: int) -> None:
     """Refuse `value` outside [minimum, maximum]: an absurd size fails here, not when memory runs out."""
     if value < minimum:
-        raise ConfigError(f"{key} must be >= {minimum}, got {value}")
+        raise ParamError(key, f"must be >= {minimum}, got {value}")
     if value > maximum:
-        raise ConfigError(f"{key} must be <= {maximum}, got {value}")
+        raise ParamError(key, f"must be <= {maximum}, got {value}")

@@ -123,7 +123,14 @@ def _constant_rate(train: TrainConfig, steps_per_epoch: int) -> float:
 
 
 def _warmup_cosine(train: TrainConfig, steps_per_epoch: int) -> keras.optimizers.schedules.LearningRateSchedule:
-    warmup = train.warmup_epochs * steps_per_epoch
+    if train.warmup < train.warmup_epochs:
+        log.info(
+            "warm-up capped at %d epochs (train.epochs - 1, leaving the cosine decay one), "
+            "not train.warmup_epochs = %d",
+            train.warmup,
+            train.warmup_epochs,
+        )
+    warmup = train.warmup * steps_per_epoch
     return keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=0.0 if warmup else train.learning_rate,
         decay_steps=train.epochs * steps_per_epoch - warmup,
