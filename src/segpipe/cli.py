@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import get_args
 
 from segpipe.config import Tta
+from segpipe.quiet import filter_tensorflow_noise
 from segpipe.runner import run_main
 
 
@@ -125,3 +126,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     run_main(lambda: args.run(args))
+
+
+def command() -> None:
+    """The `segpipe` command (and `python -m segpipe`): `main` without TensorFlow's start-up lines."""
+    filter_tensorflow_noise()
+    main()
