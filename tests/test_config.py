@@ -70,8 +70,8 @@ def test_project_params_load_with_their_documented_values():
         ({"train": {"batch_size": 10**9}}, "train.batch_size (read by train) must be <= 65536, got 1000000000"),
         ({"train": {"learning_rate": True}}, "train.learning_rate (read by train) must be float, got True (bool)"),
         (
-            {"train": {"loss": "dice"}},
-            "train.loss (read by train) must be one of cross_entropy, cross_entropy_dice, got 'dice'",
+            {"train": {"loss_function": "dice"}},
+            "train.loss_function (read by train) must be one of cross_entropy, cross_entropy_dice, got 'dice'",
         ),
         (
             {"evaluate": {"tta": "rotate"}},
@@ -247,7 +247,7 @@ def test_integer_is_accepted_where_a_float_is_expected(project_params):
         (PRECISION_POLICIES, MixedPrecision),
     ],
     ids=[
-        "train.loss",
+        "train.loss_function",
         "train.lr_schedule",
         "train.distribute",
         "data.folder.layout",

@@ -2,11 +2,13 @@
 
 segpipe predict photos/ --out masks/          # a mask per photo, at the photo's size
 segpipe report --base main --out report       # params, metrics and figures against main
+segpipe exps                                  # the experiments side by side (`make exps`)
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import get_args
 
@@ -62,6 +64,13 @@ def _plots(args: argparse.Namespace) -> None:
     print(write_plots_page(args.revisions, args.out))
 
 
+def _exps(args: argparse.Namespace) -> None:
+    from segpipe.experiments import show_experiments
+
+    if code := show_experiments():
+        sys.exit(code)
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -110,6 +119,15 @@ def parser() -> argparse.ArgumentParser:
     plots.add_argument("revisions", nargs="*", metavar="REVISION", help="git revisions to overlay on the workspace")
     plots.add_argument("--out", type=Path, default=Path("dvc_plots"), help="output folder (default: dvc_plots)")
     plots.set_defaults(run=_plots)
+
+    exps = commands.add_parser(
+        "exps",
+        help="the experiments side by side: params that differ, test and validation scores",
+        description="`dvc exp show`, best test mean IoU first, without file hashes, paths.* params, per-class "
+        "scores and params equal in every experiment: a sweep fits in 120 columns. It prints the `dvc exp show` "
+        "command it runs, to add options to (--md, -A, ...).",
+    )
+    exps.set_defaults(run=_exps)
 
     report = commands.add_parser(
         "report",

@@ -260,7 +260,7 @@ class TrainConfig:
     learning_rate: float
     lr_schedule: LrSchedule
     warmup_epochs: int
-    loss: LossName
+    loss_function: LossName
     early_stopping_patience: int
     augment: AugmentConfig
     seed: int

@@ -155,7 +155,7 @@ def compile_model(
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     model.compile(
         optimizer=optimizer,
-        loss=loss_for(train.loss),
+        loss=loss_for(train.loss_function),
         metrics=[  # named as training_log.EPOCH_METRICS
             keras.metrics.SparseCategoricalAccuracy(name="pixel_accuracy"),
             keras.metrics.MeanIoU(num_classes, sparse_y_pred=False, name="mean_iou"),
