@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Stage commands call `python`: make it the environment's.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup setup-s3 demo repro test test-fast lint format report plots clean
+.PHONY: setup setup-s3 demo repro test test-fast lint format report plots exps clean
 
 setup: $(VENV)/.installed
 
@@ -68,3 +68,8 @@ report: setup
 export REV
 plots: setup
 	$(BIN)/segpipe plots $${REV:+"$$REV"}
+
+# The experiments side by side, best test mean IoU first, in 120 columns (docs/experiments.md): `dvc exp show`
+# without file hashes, paths.* params, per-class scores and params that every experiment shares.
+exps: setup
+	$(BIN)/segpipe exps

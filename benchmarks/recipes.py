@@ -45,7 +45,7 @@ def reference_train(default: TrainConfig, epochs: int) -> TrainConfig:
         learning_rate=1e-3,
         lr_schedule="constant",
         warmup_epochs=0,
-        loss="cross_entropy",
+        loss_function="cross_entropy",
         early_stopping_patience=0,
         augment=AugmentConfig(flip=True, min_scale=1.0, jitter=0.0),
         mixed_precision="off",

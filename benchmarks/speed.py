@@ -142,7 +142,7 @@ def main() -> None:
 
     params = benchmark_params(load_params(args.params), args.folder, 32 if args.quick else args.image_size)
     epochs = 1 if args.quick else args.epochs or params.train.epochs
-    train = dataclasses.replace(params.train, epochs=epochs, warmup_epochs=min(params.train.warmup_epochs, epochs - 1))
+    train = dataclasses.replace(params.train, epochs=epochs)
     model = dataclasses.replace(params.model, base_filters=args.base_filters or params.model.base_filters)
     params = dataclasses.replace(params, train=train, model=model)
     params.validate()

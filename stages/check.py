@@ -6,6 +6,10 @@ param, so it runs first whenever one changes (prepare depends on its output), an
 pipeline before anything is deleted.
 """
 
+from segpipe.quiet import filter_tensorflow_noise
+
+filter_tensorflow_noise()  # first: TensorFlow writes its start-up lines while it loads (quiet.py)
+
 from segpipe import atomic
 from segpipe.config import load_params
 from segpipe.outputs import refuse_unowned_outputs

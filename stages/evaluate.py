@@ -1,5 +1,9 @@
 """DVC stage `evaluate`: score the model on the whole test split; write metrics, confusion matrix, IoU tables."""
 
+from segpipe.quiet import filter_tensorflow_noise
+
+filter_tensorflow_noise()  # first: TensorFlow writes its start-up lines while it loads (quiet.py)
+
 import logging
 
 from segpipe import atomic

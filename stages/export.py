@@ -1,5 +1,9 @@
 """DVC stage `export`: the trained model as a TensorFlow SavedModel, a LiteRT flatbuffer and ONNX, for serving."""
 
+from segpipe.quiet import filter_tensorflow_noise
+
+filter_tensorflow_noise()  # first: TensorFlow writes its start-up lines while it loads (quiet.py)
+
 from pathlib import Path
 
 from segpipe.config import load_params

@@ -1,5 +1,9 @@
 """DVC stage `prepare`: read the source (`data.*`), resize, write TFRecord shards and a manifest."""
 
+from segpipe.quiet import filter_tensorflow_noise
+
+filter_tensorflow_noise()  # first: TensorFlow writes its start-up lines while it loads (quiet.py)
+
 from segpipe.config import load_params
 from segpipe.outputs import refuse_unowned_outputs
 from segpipe.preparation import prepare_dataset

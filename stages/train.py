@@ -5,6 +5,10 @@ With a `TF_CONFIG` cluster (docs/scaling.md) every worker runs this script and
 trains its share; only the chief writes the model and the logs, the others write nothing.
 """
 
+from segpipe.quiet import filter_tensorflow_noise
+
+filter_tensorflow_noise()  # first: TensorFlow writes its start-up lines while it loads (quiet.py)
+
 import logging
 from pathlib import Path
 

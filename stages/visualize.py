@@ -1,5 +1,9 @@
 """DVC stage `visualize`: training curves, predicted masks for a seeded sample, and the worst test images."""
 
+from segpipe.quiet import filter_tensorflow_noise
+
+filter_tensorflow_noise()  # first: TensorFlow writes its start-up lines while it loads (quiet.py)
+
 import logging
 
 from segpipe import plotting

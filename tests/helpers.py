@@ -30,7 +30,7 @@ TINY = {
         "embedded": {"train_examples": 24, "test_examples": 8, "min_side": 40, "max_side": 56, "seed": 0},
     },
     "model": {"depth": 2, "base_filters": 4},
-    "train": {"epochs": 1, "warmup_epochs": 0, "batch_size": 8},
+    "train": {"epochs": 1, "batch_size": 8},  # the default warm-up, capped at 0 epochs
     "evaluate": {"batch_size": 8},
     "visualize": {"num_examples": 2, "dpi": 40},
 }

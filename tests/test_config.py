@@ -41,48 +41,71 @@ def test_project_params_load_with_their_documented_values():
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"train": {"epochs": 0}}, "train.epochs must be >= 1, got 0"),
-        ({"train": {"batch_size": 0}}, "train.batch_size must be >= 1, got 0"),
-        ({"evaluate": {"batch_size": -1}}, "evaluate.batch_size must be >= 1, got -1"),
-        ({"data": {"val_fraction": 0.0}}, "data.val_fraction must be in (0, 1), got 0.0"),
-        ({"data": {"val_fraction": 1}}, "data.val_fraction must be in (0, 1), got 1.0"),
+        ({"train": {"epochs": 0}}, "train.epochs (read by train) must be >= 1, got 0"),
+        ({"train": {"batch_size": 0}}, "train.batch_size (read by train) must be >= 1, got 0"),
+        ({"evaluate": {"batch_size": -1}}, "evaluate.batch_size (read by evaluate) must be >= 1, got -1"),
+        ({"data": {"val_fraction": 0.0}}, "data.val_fraction (read by prepare) must be in (0, 1), got 0.0"),
+        ({"data": {"val_fraction": 1}}, "data.val_fraction (read by prepare) must be in (0, 1), got 1.0"),
         (
             {"data": {"image_size": 100}, "model": {"depth": 3}},
-            "data.image_size must be divisible by 2**model.depth = 8, got 100",
+            "data.image_size (read by prepare) must be divisible by 2**model.depth = 8, got 100",
         ),
         (
             {"data": {"dataset": "oxford_iit_pet:4.0.0"}},
-            "data.dataset names an unknown TFDS dataset 'oxford_iit_pet' (did you mean 'oxford_iiit_pet'?)",
+            "data.dataset (read by prepare) names an unknown TFDS dataset 'oxford_iit_pet' "
+            "(did you mean 'oxford_iiit_pet'?)",
         ),
-        ({"train": {"epochs": "ten"}}, "train.epochs must be int, got 'ten' (str)"),
-        ({"train": {"augment": {"flip": "yes"}}}, "train.augment.flip must be bool, got 'yes' (str)"),
-        ({"train": {"augment": {"min_scale": 0}}}, "train.augment.min_scale must be in (0, 1], got 0.0"),
-        ({"train": {"lr_schedule": "step"}}, "train.lr_schedule must be one of constant, cosine, got 'step'"),
-        ({"train": {"seed": -1}}, "train.seed must be >= 0, got -1"),
-        ({"data": {"image_size": 100_000}}, "data.image_size must be <= 4096, got 100000"),
-        ({"train": {"batch_size": 10**9}}, "train.batch_size must be <= 65536, got 1000000000"),
-        ({"train": {"learning_rate": True}}, "train.learning_rate must be float, got True (bool)"),
-        ({"train": {"loss": "dice"}}, "train.loss must be one of cross_entropy, cross_entropy_dice, got 'dice'"),
-        ({"evaluate": {"tta": "rotate"}}, "evaluate.tta must be one of none, flip, got 'rotate'"),
+        ({"train": {"epochs": "ten"}}, "train.epochs (read by train) must be int, got 'ten' (str)"),
+        ({"train": {"augment": {"flip": "yes"}}}, "train.augment.flip (read by train) must be bool, got 'yes' (str)"),
+        (
+            {"train": {"augment": {"min_scale": 0}}},
+            "train.augment.min_scale (read by train) must be in (0, 1], got 0.0",
+        ),
+        (
+            {"train": {"lr_schedule": "step"}},
+            "train.lr_schedule (read by train) must be one of constant, cosine, got 'step'",
+        ),
+        ({"train": {"seed": -1}}, "train.seed (read by train) must be >= 0, got -1"),
+        ({"data": {"image_size": 100_000}}, "data.image_size (read by prepare) must be <= 4096, got 100000"),
+        ({"train": {"batch_size": 10**9}}, "train.batch_size (read by train) must be <= 65536, got 1000000000"),
+        ({"train": {"learning_rate": True}}, "train.learning_rate (read by train) must be float, got True (bool)"),
+        (
+            {"train": {"loss_function": "dice"}},
+            "train.loss_function (read by train) must be one of cross_entropy, cross_entropy_dice, got 'dice'",
+        ),
+        (
+            {"evaluate": {"tta": "rotate"}},
+            "evaluate.tta (read by evaluate, visualize) must be one of none, flip, got 'rotate'",
+        ),
         (
             {"train": {"mixed_precision": "half"}},
-            "train.mixed_precision must be one of off, float16, bfloat16, auto, got 'half'",
+            "train.mixed_precision (read by train) must be one of off, float16, bfloat16, auto, got 'half'",
         ),
-        ({"train": {"in_memory_max_mb": -1}}, "train.in_memory_max_mb must be in [0, 1e9], got -1.0"),
-        ({"train": {"cluster_timeout": 0}}, "train.cluster_timeout must be in (0, 86400] seconds, got 0.0"),
+        ({"train": {"in_memory_max_mb": -1}}, "train.in_memory_max_mb (read by train) must be in [0, 1e9], got -1.0"),
+        (
+            {"train": {"cluster_timeout": 0}},
+            "train.cluster_timeout (read by train) must be in (0, 86400] seconds, got 0.0",
+        ),
         (
             {"export": {"tflite_quantization": "int4"}},
-            "export.tflite_quantization must be one of none, float16, dynamic_range, got 'int4'",
+            "export.tflite_quantization (read by export) must be one of none, float16, dynamic_range, got 'int4'",
         ),
-        ({"data": {"folder": {"layout": "coco"}}}, "data.folder.layout must be one of oxford, masks, got 'coco'"),
+        (
+            {"data": {"folder": {"layout": "coco"}}},
+            "data.folder.layout (read by prepare) must be one of oxford, masks, got 'coco'",
+        ),
+        (
+            {"paths": {"worst": "plots/worst.jpg"}},
+            "paths.worst (read by visualize) must name a .png file, got 'plots/worst.jpg'",
+        ),
         (
             {"data": {"folder": {"class_names": [f"c{index}" for index in range(257)]}}},
-            "data.folder.class_names must name at most 256 classes (masks hold 8-bit class ids), got 257",
+            "data.folder.class_names (read by prepare) must name at most 256 classes (masks hold 8-bit class ids), "
+            "got 257",
         ),
-        ({"paths": {"worst": "plots/worst.jpg"}}, "paths.worst must name a .png file, got 'plots/worst.jpg'"),
         (
             {"train": {"jit_compile": True, "deterministic": True}},
-            "train.jit_compile has no effect while train.deterministic is true "
+            "train.jit_compile (read by train) has no effect while train.deterministic is true "
             "(Keras turns XLA off under op determinism): set one of them to false",
         ),
     ],
@@ -95,8 +118,9 @@ def test_bad_value_is_refused_naming_the_key(tmp_path, project_params, changes, 
 
 def test_unknown_key_is_refused_with_a_suggestion(tmp_path, project_params):
     project_params["train"]["epoch"] = 3
-    with pytest.raises(ConfigError, match=r"^train\.epoch is not a known param \(did you mean 'epochs'\?\)$"):
+    with pytest.raises(ConfigError) as error:
         load_params(write(tmp_path, project_params))
+    assert str(error.value) == "train.epoch (read by train) is not a known param (did you mean 'epochs'?)"
 
 
 @pytest.mark.parametrize(
@@ -110,13 +134,51 @@ def test_a_renamed_key_is_refused_with_its_new_name(tmp_path, project_params, se
     mapping[old] = "data/images"
     with pytest.raises(ConfigError) as error:
         load_params(write(tmp_path, project_params))
-    assert str(error.value) == f"{'.'.join(section)}.{old} is now data.input: rename it in params.yaml"
+    assert (
+        str(error.value) == f"{'.'.join(section)}.{old} (read by prepare) is now data.input: rename it in params.yaml"
+    )
 
 
 def test_unknown_section_is_refused(tmp_path, project_params):
     project_params["optimiser"] = {"name": "adam"}
     with pytest.raises(ConfigError, match=r"^optimiser is not a known param$"):
         load_params(write(tmp_path, project_params))
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"paths": {"model": "/tmp/model.keras"}},
+            "paths.model (read by train, evaluate, visualize, export) must be a relative path inside the project, "
+            "outside .git, .dvc, src, stages, tests, benchmarks, got '/tmp/model.keras'",
+        ),
+        (
+            {"paths": {"backup": "data"}},
+            "paths.backup (data; read by train) overlaps paths.checked (data/checked.json): outputs must be apart",
+        ),
+        (
+            {"paths": {"checked": "/tmp/checked.json"}},
+            "paths.checked (read by check) must be a relative path inside the project, "
+            "outside .git, .dvc, src, stages, tests, benchmarks, got '/tmp/checked.json'",
+        ),
+        ({"visualize": {"dpi": 5}}, "visualize.dpi (read by visualize) must be >= 20, got 5"),
+    ],
+)
+def test_a_refused_key_names_every_stage_that_reads_it(tmp_path, project_params, changes, message):
+    with pytest.raises(ConfigError) as error:
+        load_params(write(tmp_path, merged(project_params, changes)))
+    assert str(error.value) == message
+
+
+def test_a_one_epoch_run_loads_with_the_default_warm_up_and_does_none(tmp_path, project_params):
+    params = load_params(write(tmp_path, merged(project_params, {"train": {"epochs": 1}})))
+    assert (params.train.warmup_epochs, params.train.warmup) == (1, 0)
+
+
+def test_warm_up_is_capped_at_one_epoch_less_than_the_run(tmp_path, project_params):
+    params = load_params(write(tmp_path, merged(project_params, {"train": {"epochs": 3, "warmup_epochs": 5}})))
+    assert params.train.warmup == 2
 
 
 def test_missing_key_is_named(project_params):
@@ -167,7 +229,7 @@ def test_yaml_1_1_booleans_are_refused_where_a_boolean_is_expected(tmp_path):
     path = project_text_with("deterministic: true", "deterministic: yes", tmp_path)
     with pytest.raises(ConfigError) as error:
         load_params(path)
-    assert str(error.value) == "train.deterministic must be bool, got 'yes' (str)"
+    assert str(error.value) == "train.deterministic (read by train) must be bool, got 'yes' (str)"
 
 
 def test_a_key_given_twice_is_refused_naming_both_lines(tmp_path):
@@ -206,7 +268,7 @@ def test_integer_is_accepted_where_a_float_is_expected(project_params):
         (PRECISION_POLICIES, Precision),
     ],
     ids=[
-        "train.loss",
+        "train.loss_function",
         "train.lr_schedule",
         "train.distribute",
         "data.folder.layout",

@@ -1,4 +1,5 @@
-"""dvc.yaml is honest: each stage depends on exactly the code its script imports."""
+"""dvc.yaml is honest: each stage depends on exactly the code its script imports, and lists the params
+config.py says it reads."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from segpipe.config import STAGE_PARAMS
 from tests.helpers import ROOT
 
 PACKAGE = ROOT / "src" / "segpipe"
@@ -50,3 +52,8 @@ def test_prepare_reads_one_input_folder_whatever_the_source():
     """One param names the folder prepare reads (images, or TFDS's archives), so no unused folder is hashed."""
     deps = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["prepare"]["deps"]
     assert [dep for dep in deps if dep.startswith("${")] == ["${paths.checked}", "${data.input}"]
+
+
+def test_each_stage_lists_the_params_config_says_it_reads():
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    assert {stage: tuple(spec["params"]) for stage, spec in stages.items()} == STAGE_PARAMS

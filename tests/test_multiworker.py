@@ -80,7 +80,7 @@ def trained(tmp_path_factory):
     its own copy."""
     root = tmp_path_factory.mktemp("multiworker")
     params = merged(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY)
-    params["train"].update(epochs=EPOCHS, loss="cross_entropy", mixed_precision="off")
+    params["train"].update(epochs=EPOCHS, loss_function="cross_entropy", mixed_precision="off")
     (root / "base").mkdir()
     (root / "base" / "params.yaml").write_text(yaml.safe_dump(params))
     assert run_script("stages/prepare.py", root / "base").returncode == 0

@@ -254,7 +254,7 @@ def test_a_bad_param_under_dvc_repro_stops_in_the_check_stage_before_dvc_deletes
     model = (clean_repo.root / "models/model.keras").read_bytes()
     clean_repo.set_params({"train": {"epochs": 0}})
     output = failed_repro(clean_repo)
-    assert "ERROR segpipe: train.epochs must be >= 1, got 0\n" in output
+    assert "ERROR segpipe: train.epochs (read by train) must be >= 1, got 0\n" in output
     assert "failed to reproduce 'check'" in output
     assert (clean_repo.root / "models/model.keras").read_bytes() == model
     clean_repo.run("git", "checkout", "params.yaml")
@@ -268,7 +268,7 @@ def test_an_output_linked_out_of_the_project_is_refused_before_dvc_deletes_throu
     clean_repo.set_params({"paths": {"eval_metrics": "data/out_link/evaluate.json"}})
     output = failed_repro(clean_repo)
     assert (
-        f"ERROR segpipe: paths.eval_metrics (data/out_link/evaluate.json) leads through a link to "
+        f"ERROR segpipe: paths.eval_metrics (data/out_link/evaluate.json; read by evaluate) leads through a link to "
         f"{tmp_path / 'evaluate.json'}, outside the project or into .git, .dvc, src, stages, tests, benchmarks: "
         "outputs must stay inside it\n"
     ) in output

@@ -16,15 +16,20 @@ pytestmark = pytest.mark.slow
         (
             "prepare",
             {"data": {"dataset": "oxford_pets"}},
-            "data.dataset names an unknown TFDS dataset 'oxford_pets' (did you mean 'oxford_iiit_pet'?)",
+            "data.dataset (read by prepare) names an unknown TFDS dataset 'oxford_pets' "
+            "(did you mean 'oxford_iiit_pet'?)",
         ),
-        ("prepare", {"data": {"val_fraction": 1.5}}, "data.val_fraction must be in (0, 1), got 1.5"),
-        ("train", {"train": {"epochs": 0}}, "train.epochs must be >= 1, got 0"),
-        ("evaluate", {"model": {"depth": 7}}, "data.image_size must be divisible by 2**model.depth = 128, got 64"),
+        ("prepare", {"data": {"val_fraction": 1.5}}, "data.val_fraction (read by prepare) must be in (0, 1), got 1.5"),
+        ("train", {"train": {"epochs": 0}}, "train.epochs (read by train) must be >= 1, got 0"),
+        (
+            "evaluate",
+            {"model": {"depth": 7}},
+            "data.image_size (read by prepare) must be divisible by 2**model.depth = 128, got 64",
+        ),
         (
             "visualize",
             {"visualize": {"num_exampels": 2}},
-            "visualize.num_exampels is not a known param (did you mean 'num_examples'?)",
+            "visualize.num_exampels (read by visualize) is not a known param (did you mean 'num_examples'?)",
         ),
     ],
 )

@@ -1,5 +1,5 @@
 """`python -m segpipe`: the same as the `segpipe` command."""
 
-from segpipe.cli import main
+from segpipe.cli import command
 
-main()
+command()

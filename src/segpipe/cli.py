@@ -2,15 +2,18 @@
 
 segpipe predict photos/ --out masks/          # a mask per photo, at the photo's size
 segpipe report --base main --out report       # params, metrics and figures against main
+segpipe exps                                  # the experiments side by side (`make exps`)
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import get_args
 
 from segpipe.config import Tta
+from segpipe.quiet import filter_tensorflow_noise
 from segpipe.runner import run_main
 
 
@@ -52,6 +55,13 @@ def _plots(args: argparse.Namespace) -> None:
     from segpipe.plots_page import write_plots_page
 
     print(write_plots_page(args.revisions, args.out))
+
+
+def _exps(args: argparse.Namespace) -> None:
+    from segpipe.experiments import show_experiments
+
+    if code := show_experiments():
+        sys.exit(code)
 
 
 def _positive(text: str) -> int:
@@ -103,6 +113,15 @@ def parser() -> argparse.ArgumentParser:
     plots.add_argument("--out", type=Path, default=Path("dvc_plots"), help="output folder (default: dvc_plots)")
     plots.set_defaults(run=_plots)
 
+    exps = commands.add_parser(
+        "exps",
+        help="the experiments side by side: params that differ, test and validation scores",
+        description="`dvc exp show`, best test mean IoU first, without file hashes, paths.* params, per-class "
+        "scores and params equal in every experiment: a sweep fits in 120 columns. It prints the `dvc exp show` "
+        "command it runs, to add options to (--md, -A, ...).",
+    )
+    exps.set_defaults(run=_exps)
+
     report = commands.add_parser(
         "report",
         help="markdown report of params, metrics and figures against a base revision",
@@ -118,3 +137,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     run_main(lambda: args.run(args))
+
+
+def command() -> None:
+    """The `segpipe` command (and `python -m segpipe`): `main` without TensorFlow's start-up lines."""
+    filter_tensorflow_noise()
+    main()

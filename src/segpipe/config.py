@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Literal
 
 import yaml
 
-from segpipe.errors import ConfigError
+from segpipe.errors import ConfigError, ParamError
 from segpipe.typed import did_you_mean, from_mapping
 
 EMBEDDED_DATASET = "synthetic_pets"
@@ -46,6 +46,34 @@ MAX_SEED = 2**32 - 1  # what numpy and Keras accept
 MAX_CLASSES = 256  # masks and predictions are 8-bit class ids (palette PNGs)
 # Folders no output may be written into: the code, git's and DVC's own state.
 _RESERVED = (".git", ".dvc", "src", "stages", "tests", "benchmarks")
+# The params each stage reads, as dvc.yaml lists them (tests/test_dvc_yaml.py checks that they agree); the
+# check stage validates them all, so a refused key's message names the stages that read it.
+STAGE_PARAMS: dict[str, tuple[str, ...]] = {
+    "check": ("paths", "data", "model", "train", "evaluate", "visualize", "export"),
+    "prepare": ("paths.prepared", "data"),
+    "train": ("paths.prepared", "paths.model", "paths.backup", "paths.live", "model", "train"),
+    "evaluate": (
+        "paths.prepared",
+        "paths.model",
+        "paths.eval_metrics",
+        "paths.confusion",
+        "paths.class_iou",
+        "paths.image_iou",
+        "evaluate",
+    ),
+    "visualize": (
+        "paths.prepared",
+        "paths.model",
+        "paths.live",
+        "paths.image_iou",
+        "paths.training_curves",
+        "paths.predictions",
+        "paths.worst",
+        "visualize",
+        "evaluate.tta",
+    ),
+    "export": ("paths.model", "paths.export", "export"),
+}
 
 
 @dataclass(frozen=True)
@@ -75,13 +103,14 @@ class PathsConfig:
     def validate(self, key: str) -> None:
         for name, path in self.figures().items():
             if path.suffix != ".png":
-                raise ConfigError(f"{key}.{name} must name a .png file, got {str(path)!r}")
+                raise ParamError(f"{key}.{name}", f"must name a .png file, got {str(path)!r}")
         targets = {name: output_target(f"{key}.{name}", path) for name, path in self.outputs().items()}
         for (name, target), (other, other_target) in itertools.permutations(sorted(targets.items()), 2):
             if target == other_target or target in other_target.parents:
-                raise ConfigError(
-                    f"{key}.{name} ({getattr(self, name)}) overlaps {key}.{other} ({getattr(self, other)}): "
-                    "outputs must be apart"
+                raise ParamError(
+                    f"{key}.{name}",
+                    f"overlaps {key}.{other} ({getattr(self, other)}): outputs must be apart",
+                    value=getattr(self, name),
                 )
 
 
@@ -90,16 +119,18 @@ def output_target(key: str, path: Path) -> Path:
     (the working folder) and out of its code and git's and DVC's state."""
     check_path_text(key, str(path))
     if path.is_absolute() or ".." in path.parts or path.parts[:1] in ((), (".",)) or path.parts[0] in _RESERVED:
-        raise ConfigError(
-            f"{key} must be a relative path inside the project, outside {', '.join(_RESERVED)}, got {str(path)!r}"
+        raise ParamError(
+            key, f"must be a relative path inside the project, outside {', '.join(_RESERVED)}, got {str(path)!r}"
         )
     root = Path.cwd().resolve()
     target = (root / path).resolve()
     inside = target.relative_to(root).parts if target.is_relative_to(root) else ()
     if not inside or inside[0] in _RESERVED:
-        raise ConfigError(
-            f"{key} ({path}) leads through a link to {target}, outside the project or into "
-            f"{', '.join(_RESERVED)}: outputs must stay inside it"
+        raise ParamError(
+            key,
+            f"leads through a link to {target}, outside the project or into {', '.join(_RESERVED)}: "
+            "outputs must stay inside it",
+            value=str(path),
         )
     return target
 
@@ -107,7 +138,7 @@ def output_target(key: str, path: Path) -> Path:
 def check_path_text(key: str, text: str) -> None:
     """Refuse a path no file system accepts (a NUL byte), naming the key, before any file call trips on it."""
     if "\x00" in text:
-        raise ConfigError(f"{key} holds a NUL byte ({text!r}): not a usable path")
+        raise ParamError(key, f"holds a NUL byte ({text!r}): not a usable path")
 
 
 @dataclass(frozen=True)
@@ -136,11 +167,13 @@ class FolderConfig:
 
     def validate(self, key: str) -> None:
         if len(self.class_names) < 2 or len(set(self.class_names)) != len(self.class_names):
-            raise ConfigError(f"{key}.class_names must name at least 2 distinct classes, got {list(self.class_names)}")
+            raise ParamError(
+                f"{key}.class_names", f"must name at least 2 distinct classes, got {list(self.class_names)}"
+            )
         if len(self.class_names) > MAX_CLASSES:
-            raise ConfigError(
-                f"{key}.class_names must name at most {MAX_CLASSES} classes (masks hold 8-bit class ids), "
-                f"got {len(self.class_names)}"
+            raise ParamError(
+                f"{key}.class_names",
+                f"must name at most {MAX_CLASSES} classes (masks hold 8-bit class ids), got {len(self.class_names)}",
             )
         _in_interval(f"{key}.test_fraction", self.test_fraction, "(0, 1)")
 
@@ -177,16 +210,17 @@ class DataConfig:
         if self.source == "tfds":
             known = known_datasets()
             if self.dataset_name not in known:
-                raise ConfigError(
-                    f"{key}.dataset names an unknown TFDS dataset {self.dataset_name!r}"
-                    f"{did_you_mean(self.dataset_name, known)}"
+                raise ParamError(
+                    f"{key}.dataset",
+                    f"names an unknown TFDS dataset {self.dataset_name!r}{did_you_mean(self.dataset_name, known)}",
                 )
             versions = dataset_versions(self.dataset_name)
             if self.dataset_version is not None and self.dataset_version not in versions:
-                raise ConfigError(
-                    f"{key}.dataset asks for version {self.dataset_version!r} of {self.dataset_name}, which has "
+                raise ParamError(
+                    f"{key}.dataset",
+                    f"asks for version {self.dataset_version!r} of {self.dataset_name}, which has "
                     f"{', '.join(versions)}: write {self.dataset_name}:{versions[0]} (or {self.dataset_name} "
-                    "for its latest)"
+                    "for its latest)",
                 )
         _in_interval(f"{key}.download_timeout", self.download_timeout, "(0, 3600]")
         self.folder.validate(f"{key}.folder")
@@ -231,7 +265,7 @@ class TrainConfig:
     learning_rate: float
     lr_schedule: LrSchedule
     warmup_epochs: int
-    loss: LossName
+    loss_function: LossName
     early_stopping_patience: int
     augment: AugmentConfig
     seed: int
@@ -242,23 +276,28 @@ class TrainConfig:
     cluster_timeout: float
     in_memory_max_mb: float
 
+    @property
+    def warmup(self) -> int:
+        """Epochs of warm-up the run does: `warmup_epochs` capped at `epochs - 1`, so the cosine decay always
+        has an epoch (a one-epoch run, `-S train.epochs=1`, decays from the peak rate with the defaults)."""
+        return min(self.warmup_epochs, self.epochs - 1)
+
     def validate(self, key: str) -> None:
         _in_range(f"{key}.epochs", self.epochs, 1, 100_000)
         _in_range(f"{key}.batch_size", self.batch_size, 1, MAX_BATCH)
         if not self.learning_rate > 0:
-            raise ConfigError(f"{key}.learning_rate must be > 0, got {self.learning_rate}")
+            raise ParamError(f"{key}.learning_rate", f"must be > 0, got {self.learning_rate}")
         _in_range(f"{key}.warmup_epochs", self.warmup_epochs, 0, 100_000)
-        if self.warmup_epochs >= self.epochs:
-            raise ConfigError(f"{key}.warmup_epochs must be < {key}.epochs = {self.epochs}, got {self.warmup_epochs}")
         _in_range(f"{key}.early_stopping_patience", self.early_stopping_patience, 0, 100_000)
         _in_range(f"{key}.seed", self.seed, 0, MAX_SEED)
         self.augment.validate(f"{key}.augment")
         _in_interval(f"{key}.cluster_timeout", self.cluster_timeout, "(0, 86400]", " seconds")
         _in_interval(f"{key}.in_memory_max_mb", self.in_memory_max_mb, "[0, 1e9]")
         if self.jit_compile and self.deterministic:
-            raise ConfigError(
-                f"{key}.jit_compile has no effect while {key}.deterministic is true "
-                "(Keras turns XLA off under op determinism): set one of them to false"
+            raise ParamError(
+                f"{key}.jit_compile",
+                f"has no effect while {key}.deterministic is true (Keras turns XLA off under op determinism): "
+                "set one of them to false",
             )
 
 
@@ -308,8 +347,8 @@ class Params:
         self._check_outputs_spare_inputs()
         factor = 2**self.model.depth
         if self.data.image_size % factor:
-            raise ConfigError(
-                f"data.image_size must be divisible by 2**model.depth = {factor}, got {self.data.image_size}"
+            raise ParamError(
+                "data.image_size", f"must be divisible by 2**model.depth = {factor}, got {self.data.image_size}"
             )
 
     def _check_outputs_spare_inputs(self) -> None:
@@ -323,13 +362,16 @@ class Params:
             for input_name, input_path in inputs.items():
                 source = Path(input_path).resolve()
                 if target == source or target in source.parents:
-                    raise ConfigError(
-                        f"paths.{name} ({output}) contains {input_name} ({input_path}): outputs must not hold inputs"
+                    raise ParamError(
+                        f"paths.{name}",
+                        f"contains {input_name} ({input_path}): outputs must not hold inputs",
+                        str(output),
                     )
                 if source in target.parents:
-                    raise ConfigError(
-                        f"paths.{name} ({output}) is inside {input_name} ({input_path}): outputs must not be "
-                        "written among inputs"
+                    raise ParamError(
+                        f"paths.{name}",
+                        f"is inside {input_name} ({input_path}): outputs must not be written among inputs",
+                        str(output),
                     )
 
 
@@ -387,7 +429,8 @@ _ParamsLoader.add_implicit_resolver(
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
-    """Read `path` with a safe YAML loader and return the validated params."""
+    """Read `path` with a safe YAML loader and return the validated params; a refused key's error says
+    which stages read it."""
     path = Path(path)
     try:
         raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_ParamsLoader)  # safe: _ParamsLoader is a SafeLoader
@@ -401,9 +444,26 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raise ConfigError(f"{path} is not valid YAML{where}: {error.problem or error.context}") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from None
-    params = params_from_dict(raw)
-    params.validate()
+    try:
+        params = params_from_dict(raw)
+        params.validate()
+    except ParamError as error:
+        raise ParamError(error.key, error.problem, error.value, read_by(error.key)) from None
     return params
+
+
+def read_by(key: str) -> tuple[str, ...]:
+    """The stages that read `key` (or a key inside it), in pipeline order; check only if no other stage does
+    (`paths.checked`); none for a key outside every section."""
+    readers = {
+        stage: any(_within(key, read) or _within(read, key) for read in keys) for stage, keys in STAGE_PARAMS.items()
+    }
+    others = tuple(stage for stage, reads in readers.items() if reads and stage != "check")
+    return others or (("check",) if readers["check"] else ())
+
+
+def _within(key: str, section: str) -> bool:
+    return key == section or key.startswith(f"{section}.")
 
 
 def params_from_dict(raw: Any) -> Params:
@@ -415,9 +475,9 @@ def _in_range(key: str, value: int, minimum: int, maximum: int) -> None:
     """Refuse the whole number `value` outside [minimum, maximum]: an absurd size fails here, not when
     memory runs out."""
     if value < minimum:
-        raise ConfigError(f"{key} must be >= {minimum}, got {value}")
+        raise ParamError(key, f"must be >= {minimum}, got {value}")
     if value > maximum:
-        raise ConfigError(f"{key} must be <= {maximum}, got {value}")
+        raise ParamError(key, f"must be <= {maximum}, got {value}")
 
 
 def _in_interval(key: str, value: float, interval: str, unit: str = "") -> None:
@@ -426,4 +486,4 @@ def _in_interval(key: str, value: float, interval: str, unit: str = "") -> None:
     above = value > low if interval[0] == "(" else value >= low
     below = value < high if interval[-1] == ")" else value <= high
     if not (above and below):
-        raise ConfigError(f"{key} must be in {interval}{unit}, got {value}")
+        raise ParamError(key, f"must be in {interval}{unit}, got {value}")

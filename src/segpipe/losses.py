@@ -36,5 +36,5 @@ LOSSES: dict[LossName, Callable[[], Callable]] = {
 
 
 def loss_for(name: LossName) -> Callable:
-    """The loss `train.loss` names, called as loss(masks, logits)."""
+    """The loss `train.loss_function` names, called as loss(masks, logits)."""
     return LOSSES[name]()

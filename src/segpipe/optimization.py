@@ -3,6 +3,7 @@ and the metrics logged every epoch (`compile_model`)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import keras
@@ -10,13 +11,22 @@ import keras
 from segpipe.config import LrSchedule, TrainConfig
 from segpipe.losses import loss_for
 
+log = logging.getLogger(__name__)
+
 
 def _constant_rate(train: TrainConfig, steps_per_epoch: int) -> float:
     return train.learning_rate
 
 
 def _warmup_cosine(train: TrainConfig, steps_per_epoch: int) -> keras.optimizers.schedules.LearningRateSchedule:
-    warmup = train.warmup_epochs * steps_per_epoch
+    if train.warmup < train.warmup_epochs:
+        log.info(
+            "warm-up capped at %d epochs (train.epochs - 1, leaving the cosine decay one), "
+            "not train.warmup_epochs = %d",
+            train.warmup,
+            train.warmup_epochs,
+        )
+    warmup = train.warmup * steps_per_epoch
     return keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=0.0 if warmup else train.learning_rate,
         decay_steps=train.epochs * steps_per_epoch - warmup,
@@ -41,7 +51,7 @@ def compile_model(
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     model.compile(
         optimizer=optimizer,
-        loss=loss_for(train.loss),
+        loss=loss_for(train.loss_function),
         metrics=[  # named as training_log.EPOCH_METRICS
             keras.metrics.SparseCategoricalAccuracy(name="pixel_accuracy"),
             keras.metrics.MeanIoU(num_classes, sparse_y_pred=False, name="mean_iou"),

@@ -13,7 +13,7 @@ import typing
 from collections.abc import Iterable
 from typing import Any, Literal
 
-from segpipe.errors import ConfigError
+from segpipe.errors import ConfigError, ParamError
 
 
 def from_mapping(cls: type, raw: Any, key: str = "", given: dict[str, Any] | None = None, noun: str = "param") -> Any:
@@ -23,22 +23,22 @@ def from_mapping(cls: type, raw: Any, key: str = "", given: dict[str, Any] | Non
     in the class's `RENAMED` (old name → new key) is refused with its new name.
     """
     given = given or {}
-    where = key or f"the {noun}s"
     if not isinstance(raw, dict):
-        raise ConfigError(f"{where} must be a mapping, got {describe(raw)}")
+        problem = f"must be a mapping, got {describe(raw)}"
+        raise ParamError(key, problem) if key else ConfigError(f"the {noun}s {problem}")
     hints = typing.get_type_hints(cls)
     fields = {_key(field): field.name for field in dataclasses.fields(cls) if field.name not in given}
     renamed = getattr(cls, "RENAMED", {})
     for name in raw:
         if name in renamed:
-            raise ConfigError(f"{_join(key, name)} is now {renamed[name]}: rename it in params.yaml")
+            raise ParamError(_join(key, name), f"is now {renamed[name]}: rename it in params.yaml")
         if name not in fields:
-            raise ConfigError(f"{_join(key, name)} is not a known {noun}{did_you_mean(str(name), fields)}")
+            raise ParamError(_join(key, name), f"is not a known {noun}{did_you_mean(str(name), fields)}")
     values = dict(given)
     for name, attribute in fields.items():
         child = _join(key, name)
         if name not in raw:
-            raise ConfigError(f"{child} is missing")
+            raise ParamError(child, "is missing")
         values[attribute] = _converted(hints[attribute], raw[name], child, noun)
     return cls(**values)
 
@@ -75,7 +75,7 @@ def _converted(hint: Any, value: Any, key: str, noun: str) -> Any:
         return value
     if typing.get_origin(hint) is Literal:
         if value not in choices(hint):
-            raise ConfigError(f"{key} must be one of {', '.join(choices(hint))}, got {value!r}")
+            raise ParamError(key, f"must be one of {', '.join(choices(hint))}, got {value!r}")
         return value
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:  # X | None
         if value is None and type(None) in typing.get_args(hint):
@@ -83,7 +83,7 @@ def _converted(hint: Any, value: Any, key: str, noun: str) -> Any:
         (hint,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
     if hint == tuple[str, ...]:
         if not (isinstance(value, list | tuple) and all(isinstance(item, str) for item in value)):
-            raise ConfigError(f"{key} must be a list of strings, got {describe(value)}")
+            raise ParamError(key, f"must be a list of strings, got {describe(value)}")
         return tuple(value)
     return _scalar(hint, value, key)
 
@@ -95,7 +95,7 @@ def _scalar(hint: Any, value: Any, key: str) -> Any:
     if hint not in (bool, int, float, str):
         raise TypeError(f"unsupported type {hint} for {key}")
     if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
-        raise ConfigError(f"{key} must be {hint.__name__}, got {describe(value)}")
+        raise ParamError(key, f"must be {hint.__name__}, got {describe(value)}")
     return value
 
 

@@ -1,0 +1,46 @@
+"""`segpipe exps` (`make exps`): DVC's experiment table cut down to what a sweep is compared by.
+
+`dvc exp show` lists every param (paths included), every metric and the hash of every file dependency:
+over 100 columns here, squeezed into a row of "…" in a terminal. This runs the same command keeping the
+params that differ between the experiments, and the test split's scores and the validation ones (of the
+last epoch), best mean IoU first: a sweep of one or two params fits in 120 columns.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from segpipe.errors import PipelineError
+
+# Columns left out, as regular expressions DVC matches at the start of each column's name.
+DROP = (
+    r"Created$|Executor$",  # when each ran, and where (a queue's worker or the workspace)
+    r"(src|stages|data|models|metrics|plots)/",  # file dependencies: their hashes
+    r"paths\.",  # where outputs go: locations, not tunables
+    r"(iou|dice)\.",  # the per-class test scores (metrics/evaluate.json)
+    r"pixels$",  # the test split's pixel count
+    r"step$",  # DVCLive's last epoch number
+    r"train\.(loss|pixel_accuracy|mean_iou)$",  # DVCLive's train-split metrics, on augmented batches
+    r"eval\.pixel_accuracy$",  # the validation split's accuracy (its mean IoU and loss stay)
+)
+SORT_BY = "metrics/evaluate.json:mean_iou"
+
+
+def exp_show_options() -> list[str]:
+    """The options of `dvc exp show` that make the table."""
+    drops = [f"--drop={pattern}" for pattern in DROP]
+    return ["--no-pager", "--only-changed", "--sort-by", SORT_BY, "--sort-order", "desc", *drops]
+
+
+def show_experiments() -> int:
+    """Print the command (on stderr), then the table (DVC writes it); return DVC's exit status."""
+    dvc = shutil.which("dvc", path=str(Path(sys.executable).parent)) or shutil.which("dvc")
+    if dvc is None:
+        raise PipelineError("dvc not found: run this in the project's environment (`make setup`, then `make exps`)")
+    options = exp_show_options()
+    print("dvc exp show " + " ".join(shlex.quote(option) for option in options), file=sys.stderr, flush=True)
+    return subprocess.run([dvc, "exp", "show", *options], check=False).returncode
