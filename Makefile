@@ -1,24 +1,69 @@
 # Fresh machine: `make demo` (set up, then run the whole pipeline offline); `make test` (the test suite).
-PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 # Stage commands call `python`: make it the environment's.
 export PATH := $(abspath $(BIN)):$(PATH)
+# The locks of the environment's Python version (requirements/py3.X/), found when a recipe runs.
+LOCKS = requirements/py$$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+# Every lock is installed as it is, each wheel checked against its hash; `pip check` then proves
+# the set consistent.
+PIP_INSTALL_LOCK = $(BIN)/pip install --quiet --require-hashes --no-deps
 
-.PHONY: setup setup-s3 demo repro test test-fast lint format report plots clean
+.PHONY: setup setup-s3 setup-gpu lock lock-check demo repro test test-fast lint format report plots clean
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements.txt
-	$(BIN)/pip install --quiet --no-deps -e .
+# A new .venv (--clear: nothing of an older lock stays) with the newest supported Python, or PYTHON
+# (tools/find-python says which), the runtime and dev locks of its version, then the package itself,
+# built by the locked setuptools rather than one fetched for build isolation.
+$(VENV)/.installed: tools/find-python pyproject.toml $(wildcard requirements/py*/runtime.txt requirements/py*/dev.txt)
+	python="$$(tools/find-python)" && "$$python" -m venv --clear $(VENV)
+	$(PIP_INSTALL_LOCK) -r $(LOCKS)/runtime.txt -r $(LOCKS)/dev.txt
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/pip check
 	touch $@
 
 # Optional S3 support for a DVC remote (and the local S3 server its test uses).
-setup-s3: setup
-	$(BIN)/pip install --quiet -r requirements-s3.txt
+setup-s3: $(VENV)/.installed-s3
+
+$(VENV)/.installed-s3: $(VENV)/.installed $(wildcard requirements/py*/s3.txt)
+	$(PIP_INSTALL_LOCK) -r $(LOCKS)/s3.txt
+	$(BIN)/pip check
+	touch $@
+
+# TensorFlow's CUDA libraries, for an NVIDIA GPU (Linux).
+setup-gpu: setup
+	$(PIP_INSTALL_LOCK) -r $(LOCKS)/gpu.txt
+	$(BIN)/pip check
+
+# Regenerates every lock from requirements/*.in, for each supported Python, with the pinned uv (see
+# requirements/dev.in). Linux x86-64 (our machines' and CI's) whatever machine runs it. A lock that
+# exists is kept where it still fits (uv prefers its versions); delete it to re-resolve from scratch.
+LOCK_PYTHONS := 3.11 3.12 3.13
+UV_COMPILE = $(BIN)/uv pip compile --quiet --generate-hashes --python-platform x86_64-manylinux_2_28 \
+	--custom-compile-command "make lock"
+lock: setup
+	set -e; for version in $(LOCK_PYTHONS); do \
+		dir=requirements/py$$version; mkdir -p $$dir; \
+		$(UV_COMPILE) --python-version $$version requirements/runtime.in -o $$dir/runtime.txt; \
+		$(UV_COMPILE) --python-version $$version requirements/dev.in -c $$dir/runtime.txt -o $$dir/dev.txt; \
+		$(UV_COMPILE) --python-version $$version requirements/s3.in -c $$dir/runtime.txt -c $$dir/dev.txt \
+			-o $$dir/s3.txt; \
+		$(UV_COMPILE) --python-version $$version requirements/gpu.in -c $$dir/runtime.txt -o $$dir/gpu.txt; \
+	done
+
+# Proves that each version's locks resolve as they are with pip (wheels only, every hash checked),
+# for Pythons this machine may not have: pip's --python-version resolution, nothing installed.
+lock-check: setup
+	set -e; for version in $(LOCK_PYTHONS); do \
+		dir=requirements/py$$version; target=$$(mktemp -d); \
+		for locks in "-r $$dir/runtime.txt -r $$dir/dev.txt -r $$dir/s3.txt" "-r $$dir/gpu.txt"; do \
+			$(BIN)/pip install --quiet --dry-run --only-binary=:all: --python-version $$version \
+				--target $$target --require-hashes $$locks; \
+			echo "Python $$version: $$locks resolves"; \
+		done; \
+		rm -rf $$target; \
+	done
 
 # Ends by comparing the run with the committed one: equal on CPUs like the one that made it.
 demo: setup

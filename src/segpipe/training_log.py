@@ -1,7 +1,7 @@
 """What training leaves beside the model: DVCLive's per-epoch logs and Keras's backup of the run.
 
 This is the one place that relies on Keras and DVCLive beyond their documented APIs. Checked with
-keras 3.15.1 and dvclive 3.49.1 (requirements.txt); re-check these when upgrading either:
+keras 3.15.1 and dvclive 3.49.1 (requirements/runtime.in); re-check these when upgrading either:
 - DVCLive writes one TSV per metric, `plots/metrics/{train,eval}/NAME.tsv` under its folder, with
   a header row and then rows `step<TAB>value...`; its Keras callback logs `val_NAME` under `eval/`.
 - DVCLive's `Live.step` is a plain attribute: set before the first epoch, it numbers the rows.
