@@ -1,24 +1,28 @@
 # Fresh machine: `make demo` (set up, then run the whole pipeline offline); `make test` (the test suite).
 VENV := .venv
 BIN := $(VENV)/bin
+# Where tools/find-python looks: the PATH make was started with, less .venv's own Python.
+export SEARCH_PATH := $(subst $(abspath $(BIN)):,,$(PATH))
 # Stage commands call `python`: make it the environment's.
 export PATH := $(abspath $(BIN)):$(PATH)
 # The locks of the environment's Python version (requirements/py3.X/), found when a recipe runs.
 LOCKS = requirements/py$$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-# Every lock is installed as it is, each wheel checked against its hash; `pip check` then proves
-# the set consistent.
-PIP_INSTALL_LOCK = $(BIN)/pip install --quiet --require-hashes --no-deps
+# A lock is installed as it is, each file checked against its hash, and anything built from source
+# is built by the locked setuptools (build.txt, installed first), not by one fetched unhashed for
+# build isolation; `pip check` then proves the set consistent.
+PIP_INSTALL_LOCK = $(BIN)/pip install --quiet --require-hashes --no-deps --no-build-isolation
 
 .PHONY: setup setup-s3 setup-gpu lock lock-check demo repro test test-fast lint format report plots clean
 
 setup: $(VENV)/.installed
 
 # A new .venv (--clear: nothing of an older lock stays) with the newest supported Python, or PYTHON
-# (tools/find-python says which), the runtime and dev locks of its version, then the package itself,
-# built by the locked setuptools rather than one fetched for build isolation.
-$(VENV)/.installed: tools/find-python pyproject.toml $(wildcard requirements/py*/runtime.txt requirements/py*/dev.txt)
-	python="$$(tools/find-python)" && "$$python" -m venv --clear $(VENV)
-	$(PIP_INSTALL_LOCK) -r $(LOCKS)/runtime.txt -r $(LOCKS)/dev.txt
+# (tools/find-python says which), the locks of its version, then the package itself.
+$(VENV)/.installed: tools/find-python pyproject.toml $(wildcard requirements/py*/build.txt \
+		requirements/py*/runtime.txt requirements/py*/dev.txt)
+	python="$$(PATH="$$SEARCH_PATH" tools/find-python)" && "$$python" -m venv --clear $(VENV)
+	locks=$(LOCKS) && $(PIP_INSTALL_LOCK) -r $$locks/build.txt && \
+		$(PIP_INSTALL_LOCK) -r $$locks/runtime.txt -r $$locks/dev.txt
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	$(BIN)/pip check
 	touch $@
@@ -36,34 +40,28 @@ setup-gpu: setup
 	$(PIP_INSTALL_LOCK) -r $(LOCKS)/gpu.txt
 	$(BIN)/pip check
 
-# Regenerates every lock from requirements/*.in, for each supported Python, with the pinned uv (see
-# requirements/dev.in). Linux x86-64 (our machines' and CI's) whatever machine runs it. A lock that
-# exists is kept where it still fits (uv prefers its versions); delete it to re-resolve from scratch.
+# Regenerates every lock from requirements/*.in for each supported Python, with the pinned uv (see
+# requirements/dev.in), each against the locks it installs beside, so that they agree. For Linux
+# x86-64 (our machines' and CI's) whatever machine runs it. A lock that exists is kept where it
+# still fits (uv prefers its versions): delete it to resolve from scratch.
 LOCK_PYTHONS := 3.11 3.12 3.13
 UV_COMPILE = $(BIN)/uv pip compile --quiet --generate-hashes --python-platform x86_64-manylinux_2_28 \
 	--custom-compile-command "make lock"
 lock: setup
 	set -e; for version in $(LOCK_PYTHONS); do \
 		dir=requirements/py$$version; mkdir -p $$dir; \
-		$(UV_COMPILE) --python-version $$version requirements/runtime.in -o $$dir/runtime.txt; \
-		$(UV_COMPILE) --python-version $$version requirements/dev.in -c $$dir/runtime.txt -o $$dir/dev.txt; \
-		$(UV_COMPILE) --python-version $$version requirements/s3.in -c $$dir/runtime.txt -c $$dir/dev.txt \
-			-o $$dir/s3.txt; \
-		$(UV_COMPILE) --python-version $$version requirements/gpu.in -c $$dir/runtime.txt -o $$dir/gpu.txt; \
+		compile() { $(UV_COMPILE) --python-version $$version "$$@"; }; \
+		compile requirements/build.in -o $$dir/build.txt; \
+		compile requirements/runtime.in -c $$dir/build.txt -o $$dir/runtime.txt; \
+		compile requirements/dev.in -c $$dir/build.txt -c $$dir/runtime.txt -o $$dir/dev.txt; \
+		compile requirements/s3.in -c $$dir/build.txt -c $$dir/runtime.txt -c $$dir/dev.txt -o $$dir/s3.txt; \
+		compile requirements/gpu.in -c $$dir/build.txt -c $$dir/runtime.txt -o $$dir/gpu.txt; \
 	done
 
-# Proves that each version's locks resolve as they are with pip (wheels only, every hash checked),
-# for Pythons this machine may not have: pip's --python-version resolution, nothing installed.
+# Proves with pip that each version's locks resolve, as they are and from wheels, for Pythons this
+# machine need not have (pip's --python-version resolution; nothing is installed): see the script.
 lock-check: setup
-	set -e; for version in $(LOCK_PYTHONS); do \
-		dir=requirements/py$$version; target=$$(mktemp -d); \
-		for locks in "-r $$dir/runtime.txt -r $$dir/dev.txt -r $$dir/s3.txt" "-r $$dir/gpu.txt"; do \
-			$(BIN)/pip install --quiet --dry-run --only-binary=:all: --python-version $$version \
-				--target $$target --require-hashes $$locks; \
-			echo "Python $$version: $$locks resolves"; \
-		done; \
-		rm -rf $$target; \
-	done
+	$(BIN)/python tools/lock_check.py $(LOCK_PYTHONS)
 
 # Ends by comparing the run with the committed one: equal on CPUs like the one that made it.
 demo: setup
