@@ -3,9 +3,10 @@ versions this machine need not have: `pip install --dry-run --only-binary=:all: 
 --target TMP --require-hashes -r LOCK...`, which installs nothing.
 
 pip takes --python-version only with wheels for everything (`--only-binary=:all:`, no exception),
-and one locked package has none: antlr4-python3-runtime 4.9.3, pure Python, which DVC needs through
-hydra-core and omegaconf (they pin 4.9.*). So it is first built into a wheel from its locked source,
-hash-checked, and the locks are resolved with that wheel's hash in place of the source's.
+and two locked packages have none, both pure Python: antlr4-python3-runtime 4.9.3, which DVC needs
+through hydra-core and omegaconf (they pin 4.9.*), and promise 2.3, which tensorflow-datasets needs.
+So each is first built into a wheel from its locked source, hash-checked, and the locks are
+resolved with that wheel's hash in place of the source's.
 
 Usage: python tools/lock_check.py 3.11 3.12 3.13
 """
@@ -22,7 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # The packages of the locks that have no wheel: built here, from the hashed source the lock pins.
-SOURCE_ONLY = ("antlr4-python3-runtime",)
+SOURCE_ONLY = ("antlr4-python3-runtime", "promise")
 # What one environment installs together: `make setup` (+ `make setup-s3`), and the GPU variant.
 INSTALL_SETS = (("build", "runtime", "dev", "s3"), ("build", "gpu"))
 
