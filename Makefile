@@ -18,7 +18,7 @@ setup: $(VENV)/.installed
 
 # A new .venv (--clear: nothing of an older lock stays) with the newest supported Python, or PYTHON
 # (tools/find-python says which), the locks of its version, then the package itself.
-$(VENV)/.installed: tools/find-python pyproject.toml $(wildcard requirements/py*/build.txt \
+$(VENV)/.installed: pyproject.toml $(wildcard requirements/py*/build.txt \
 		requirements/py*/runtime.txt requirements/py*/dev.txt)
 	python="$$(PATH="$$SEARCH_PATH" tools/find-python)" && "$$python" -m venv --clear $(VENV)
 	locks=$(LOCKS) && $(PIP_INSTALL_LOCK) -r $$locks/build.txt && \
