@@ -1,24 +1,67 @@
 # Fresh machine: `make demo` (set up, then run the whole pipeline offline); `make test` (the test suite).
-PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
+# Where tools/find-python looks: the PATH make was started with, less .venv's own Python.
+export SEARCH_PATH := $(subst $(abspath $(BIN)):,,$(PATH))
 # Stage commands call `python`: make it the environment's.
 export PATH := $(abspath $(BIN)):$(PATH)
+# The locks of the environment's Python version (requirements/py3.X/), found when a recipe runs.
+LOCKS = requirements/py$$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+# A lock is installed as it is, each file checked against its hash, and anything built from source
+# is built by the locked setuptools (build.txt, installed first), not by one fetched unhashed for
+# build isolation; `pip check` then proves the set consistent.
+PIP_INSTALL_LOCK = $(BIN)/pip install --quiet --require-hashes --no-deps --no-build-isolation
 
-.PHONY: setup setup-s3 demo repro test test-fast lint format report plots exps clean
+.PHONY: setup setup-s3 setup-gpu lock lock-check demo repro test test-fast lint format report plots exps clean
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements.txt
-	$(BIN)/pip install --quiet --no-deps -e .
+# A new .venv (--clear: nothing of an older lock stays) with the newest supported Python, or PYTHON
+# (tools/find-python says which), the locks of its version, then the package itself.
+$(VENV)/.installed: pyproject.toml $(wildcard requirements/py*/build.txt \
+		requirements/py*/runtime.txt requirements/py*/dev.txt)
+	python="$$(PATH="$$SEARCH_PATH" tools/find-python)" && "$$python" -m venv --clear $(VENV)
+	locks=$(LOCKS) && $(PIP_INSTALL_LOCK) -r $$locks/build.txt && \
+		$(PIP_INSTALL_LOCK) -r $$locks/runtime.txt -r $$locks/dev.txt
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/pip check
 	touch $@
 
 # Optional S3 support for a DVC remote (and the local S3 server its test uses).
-setup-s3: setup
-	$(BIN)/pip install --quiet -r requirements-s3.txt
+setup-s3: $(VENV)/.installed-s3
+
+$(VENV)/.installed-s3: $(VENV)/.installed $(wildcard requirements/py*/s3.txt)
+	$(PIP_INSTALL_LOCK) -r $(LOCKS)/s3.txt
+	$(BIN)/pip check
+	touch $@
+
+# TensorFlow's CUDA libraries, for an NVIDIA GPU (Linux).
+setup-gpu: setup
+	$(PIP_INSTALL_LOCK) -r $(LOCKS)/gpu.txt
+	$(BIN)/pip check
+
+# Regenerates every lock from requirements/*.in for each supported Python, with the pinned uv (see
+# requirements/dev.in), each against the locks it installs beside, so that they agree. For Linux
+# x86-64 (our machines' and CI's) whatever machine runs it. A lock that exists is kept where it
+# still fits (uv prefers its versions): delete it to resolve from scratch.
+LOCK_PYTHONS := 3.11 3.12 3.13
+UV_COMPILE = $(BIN)/uv pip compile --quiet --generate-hashes --python-platform x86_64-manylinux_2_28 \
+	--custom-compile-command "make lock"
+lock: setup
+	set -e; for version in $(LOCK_PYTHONS); do \
+		dir=requirements/py$$version; mkdir -p $$dir; \
+		compile() { $(UV_COMPILE) --python-version $$version "$$@"; }; \
+		compile requirements/build.in -o $$dir/build.txt; \
+		compile requirements/runtime.in -c $$dir/build.txt -o $$dir/runtime.txt; \
+		compile requirements/dev.in -c $$dir/build.txt -c $$dir/runtime.txt -o $$dir/dev.txt; \
+		compile requirements/s3.in -c $$dir/build.txt -c $$dir/runtime.txt -c $$dir/dev.txt -o $$dir/s3.txt; \
+		compile requirements/gpu.in -c $$dir/build.txt -c $$dir/runtime.txt -o $$dir/gpu.txt; \
+	done
+
+# Proves with pip that each version's locks resolve, as they are and from wheels, for Pythons this
+# machine need not have (pip's --python-version resolution; nothing is installed): see the script.
+lock-check: setup
+	$(BIN)/python tools/lock_check.py $(LOCK_PYTHONS)
 
 # Ends by comparing the run with the committed one: equal on CPUs like the one that made it.
 demo: setup

@@ -12,6 +12,7 @@ from tests.helpers import ROOT
 WORKFLOW = yaml.safe_load((ROOT / ".github" / "workflows" / "report.yml").read_text())
 JOBS = WORKFLOW["jobs"]
 STEPS = [(name, step) for name, job in JOBS.items() for step in job["steps"]]
+STEPS_OF = {name: [(name, step) for step in job["steps"]] for name, job in JOBS.items()}
 
 
 def test_runs_on_pull_request_never_pull_request_target():
@@ -23,6 +24,28 @@ def test_lint_then_test_then_report():
     assert JOBS["test"]["needs"] == "lint" and JOBS["report"]["needs"] == "test"
     assert any(step.get("run") == "make lint" for step in JOBS["lint"]["steps"])
     assert any("make test" in step.get("run", "") for step in JOBS["test"]["steps"])
+
+
+def test_lints_and_runs_the_fast_tests_on_every_supported_python_each_on_its_own_interpreter():
+    lint = JOBS["lint"]
+    assert lint["strategy"]["matrix"]["python-version"] == ["3.11", "3.12", "3.13"]
+    assert lint["strategy"]["fail-fast"] is False
+    setup_python = next(step for step in lint["steps"] if step.get("uses", "").startswith("actions/setup-python@"))
+    assert setup_python["with"]["python-version"] == "${{ matrix.python-version }}"
+    lint_step = next(step for step in lint["steps"] if step.get("run") == "make lint")
+    assert lint_step["env"]["PYTHON"] == f"${{{{ steps.{setup_python['id']}.outputs.python-path }}}}"
+    assert [step["run"] for step in lint["steps"] if "run" in step] == ["make lint", "make test-fast"]
+
+
+def test_runs_the_full_suite_and_the_report_on_one_python_the_committed_runs():
+    for name in ("test", "report"):
+        setup_python = next(
+            step for _, step in STEPS_OF[name] if step.get("uses", "").startswith("actions/setup-python@")
+        )
+        assert "strategy" not in JOBS[name]
+        assert setup_python["with"]["python-version"] == "3.11"
+        first_make = next(step for _, step in STEPS_OF[name] if "make " in step.get("run", ""))
+        assert first_make["env"]["PYTHON"] == "${{ steps.python.outputs.python-path }}"
 
 
 def test_reads_by_default_and_writes_only_in_the_comment_job_of_each_event():

@@ -2,7 +2,7 @@
 
 Each workaround names what it works around and the versions it was checked on. On another Keras version a
 warning says so at import; tests/test_keras_workarounds.py fails loudly when a private name used here is
-gone. Re-check each one when upgrading Keras or TensorFlow (requirements.txt pins the tested versions).
+gone. Re-check each one when upgrading Keras or TensorFlow (requirements/runtime.in pins the tested versions).
 """
 
 from __future__ import annotations

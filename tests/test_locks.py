@@ -1,0 +1,75 @@
+"""The locks (requirements/py3.X/*.txt) against what they are made from: pyproject.toml's direct
+dependencies and supported Pythons, and requirements/*.in's tested versions."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
+
+from tests.helpers import ROOT
+
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+PROJECT = PYPROJECT["project"]
+EXTRAS = PROJECT["optional-dependencies"]
+REQUIREMENTS = ROOT / "requirements"
+VERSIONS = sorted(path.name.removeprefix("py") for path in REQUIREMENTS.glob("py3.*"))
+# Each lock and the pyproject.toml requirements that are its direct dependencies.
+DIRECT = {
+    "build": PYPROJECT["build-system"]["requires"],
+    "runtime": PROJECT["dependencies"],
+    "dev": EXTRAS["dev"],
+    "s3": EXTRAS["s3"] + EXTRAS["s3-test"],
+    "gpu": PROJECT["dependencies"],
+}
+LOCKS = [(version, lock) for version in VERSIONS for lock in DIRECT]
+
+
+def pins(path) -> dict[str, str]:
+    """The `name==version` lines of a lock or an .in file, by canonical name."""
+    found = re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s\\;]+)", path.read_text(), re.MULTILINE)
+    return {canonicalize_name(name): version for name, version in found}
+
+
+def test_every_supported_python_has_locks_and_every_place_names_the_same_versions():
+    admitted = SpecifierSet(PROJECT["requires-python"])
+    supported = [f"3.{minor}" for minor in range(8, 16) if f"3.{minor}" in admitted]
+    finder = re.search(r'^supported="([^"]+)"', (ROOT / "tools" / "find-python").read_text(), re.MULTILINE)
+    makefile = re.search(r"^LOCK_PYTHONS := (.+)$", (ROOT / "Makefile").read_text(), re.MULTILINE)
+    assert supported == ["3.11", "3.12", "3.13"]
+    assert VERSIONS == supported
+    assert finder.group(1).split() == supported
+    assert makefile.group(1).split() == supported
+    assert PYPROJECT["tool"]["ruff"]["target-version"] == "py311"
+
+
+@pytest.mark.parametrize(("version", "lock"), LOCKS, ids=[f"py{version}-{lock}" for version, lock in LOCKS])
+def test_every_direct_dependency_is_pinned_in_the_lock_inside_pyprojects_range(version, lock):
+    locked = pins(REQUIREMENTS / f"py{version}" / f"{lock}.txt")
+    for requirement in map(Requirement, DIRECT[lock]):
+        name = canonicalize_name(requirement.name)
+        assert name in locked, f"{requirement} is not in py{version}/{lock}.txt"
+        assert requirement.specifier.contains(locked[name], prereleases=True), (
+            f"py{version}/{lock}.txt pins {name}=={locked[name]}, outside pyproject.toml's {requirement}"
+        )
+
+
+@pytest.mark.parametrize(("version", "lock"), LOCKS, ids=[f"py{version}-{lock}" for version, lock in LOCKS])
+def test_the_lock_pins_the_tested_versions_of_its_in_file(version, lock):
+    tested = pins(REQUIREMENTS / f"{lock}.in")
+    locked = pins(REQUIREMENTS / f"py{version}" / f"{lock}.txt")
+    assert {name: locked.get(name) for name in tested} == tested, "an .in file changed without `make lock`"
+
+
+@pytest.mark.parametrize(("version", "lock"), LOCKS, ids=[f"py{version}-{lock}" for version, lock in LOCKS])
+def test_every_locked_package_is_pinned_with_hashes(version, lock):
+    text = (REQUIREMENTS / f"py{version}" / f"{lock}.txt").read_text()
+    entries = re.findall(r"^\S.*$(?:\n {4}--hash=.*$)*", text, re.MULTILINE)
+    requirements = [entry for entry in entries if not entry.startswith("#")]
+    assert requirements
+    for entry in requirements:
+        assert re.fullmatch(r"\S+==\S+ \\(\n {4}--hash=sha256:[0-9a-f]{64}( \\)?)+", entry), entry
