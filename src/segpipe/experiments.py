@@ -9,12 +9,10 @@ last epoch), best mean IoU first: a sweep of one or two params fits in 120 colum
 from __future__ import annotations
 
 import shlex
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
-from segpipe.errors import PipelineError
+from segpipe.dvc_command import dvc_command
 
 # Columns left out, as regular expressions DVC matches at the start of each column's name.
 DROP = (
@@ -38,9 +36,6 @@ def exp_show_options() -> list[str]:
 
 def show_experiments() -> int:
     """Print the command (on stderr), then the table (DVC writes it); return DVC's exit status."""
-    dvc = shutil.which("dvc", path=str(Path(sys.executable).parent)) or shutil.which("dvc")
-    if dvc is None:
-        raise PipelineError("dvc not found: run this in the project's environment (`make setup`, then `make exps`)")
     options = exp_show_options()
     print("dvc exp show " + " ".join(shlex.quote(option) for option in options), file=sys.stderr, flush=True)
-    return subprocess.run([dvc, "exp", "show", *options], check=False).returncode
+    return subprocess.run(dvc_command("exp", "show", *options), check=False).returncode

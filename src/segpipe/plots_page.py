@@ -10,7 +10,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from segpipe.report import run_dvc
+from segpipe.dvc_command import run_dvc
 
 TEMPLATE = """<!DOCTYPE html>
 <html>

@@ -13,11 +13,11 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 from segpipe.config import load_params
+from segpipe.dvc_command import run_dvc
 from segpipe.errors import PipelineError
 
 HEADLINE = (("mean_iou", "mean IoU"), ("pixel_accuracy", "pixel accuracy"))
@@ -116,16 +116,6 @@ def _check_revision(base: str) -> None:
     result = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{base}^{{commit}}"], capture_output=True)
     if result.returncode:
         raise PipelineError(f"--base {base!r} is not a git revision of this repository")
-
-
-def run_dvc(*args: str) -> str:
-    """`dvc ARGS` of this environment's DVC; its output, or its last error line as a `PipelineError`."""
-    # DVC of this interpreter's environment, whether or not it is on PATH.
-    result = subprocess.run([sys.executable, "-m", "dvc", *args], capture_output=True, text=True)
-    if result.returncode:
-        last = (result.stderr.strip().splitlines() or ["no message"])[-1]
-        raise PipelineError(f"dvc {' '.join(args)} failed: {last}")
-    return result.stdout.strip()
 
 
 def _git_show(revision: str, path: Path) -> str | None:
