@@ -133,13 +133,17 @@ def _with_stable_object_ids(config: bytes) -> bytes:
     return json.dumps(renumber(json.loads(config))).encode()
 
 
+# Where a missing model comes from: trained here, or the one the project's DVC remote holds for this commit.
+HOW_TO_GET_A_MODEL = "`dvc repro` trains it, `dvc pull` fetches the trained one from the project's DVC remote"
+
+
 def load_model(path: str | Path, expect: PreparedData | None = None) -> keras.Model:
     """Load a saved model for inference, in Keras safe mode (no deserialized Python code).
 
     With `expect`, a model whose input size or class count differs from that data is refused.
     """
     if not Path(path).exists():
-        raise DataError(f"{path} not found: run the train stage first")
+        raise DataError(f"{path} not found: {HOW_TO_GET_A_MODEL}")
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except ValueError as error:
