@@ -8,7 +8,7 @@ import logging
 
 from segpipe import atomic
 from segpipe.config import load_params
-from segpipe.evaluation import evaluate_images, write_image_scores
+from segpipe.evaluation import evaluate_split, write_image_scores
 from segpipe.inference import keras_predictor
 from segpipe.metrics import confusion_rows, segmentation_scores
 from segpipe.model import load_model
@@ -24,8 +24,7 @@ def main() -> None:
     refuse_unowned_outputs(params.paths, "evaluate")
     prepared = open_prepared(params.paths.prepared)
     predictor = keras_predictor(load_model(params.paths.model, expect=prepared), params.paths.model)
-    test = prepared.batches("test", params.evaluate.batch_size)
-    cm, image_scores = evaluate_images(predictor, test, prepared.num_classes, params.evaluate.tta)
+    cm, image_scores = evaluate_split(predictor, prepared, "test", params.evaluate.batch_size, params.evaluate.tta)
     scores = segmentation_scores(cm, prepared.class_names)
     atomic.write_json(params.paths.eval_metrics, scores)
     atomic.write_csv(params.paths.confusion, confusion_rows(cm, prepared.class_names))

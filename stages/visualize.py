@@ -27,13 +27,16 @@ def main() -> None:
     curves = plotting.training_curves(plotting.read_history(params.paths.live))
     plotting.save_figure(curves, params.paths.training_curves, dpi)
 
-    images, masks = prepared.sample("test", params.visualize.num_examples, params.visualize.seed)
-    grid = plotting.prediction_grid(images, masks[..., 0], predict_classes(predictor, images, tta), classes)
+    names = prepared.file_names("test")
+    shown = prepared.sample_indices("test", params.visualize.num_examples, params.visualize.seed)
+    images, masks = prepared.select("test", shown)
+    predicted = predict_classes(predictor, images, tta)
+    grid = plotting.prediction_grid(images, masks[..., 0], predicted, classes, [names[index] for index in shown])
     plotting.save_figure(grid, params.paths.predictions, dpi)
 
     worst = worst_images(read_image_scores(params.paths.image_iou), params.visualize.num_worst)
     images, masks = prepared.select("test", [score.index for score in worst])
-    titles = [f"test #{score.index}: mean IoU {score.mean_iou:.2f}" for score in worst]
+    titles = [f"{score.file_name}: mean IoU {score.mean_iou:.2f}" for score in worst]
     predicted = predict_classes(predictor, images, tta)
     grid = plotting.prediction_grid(images, masks[..., 0], predicted, classes, titles)
     plotting.save_figure(grid, params.paths.worst, dpi)

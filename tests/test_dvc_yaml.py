@@ -4,6 +4,7 @@ config.py says it reads."""
 from __future__ import annotations
 
 import ast
+import json
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,12 @@ def test_prepare_reads_one_input_folder_whatever_the_source():
 def test_each_stage_lists_the_params_config_says_it_reads():
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     assert {stage: tuple(spec["params"]) for stage, spec in stages.items()} == STAGE_PARAMS
+
+
+@pytest.mark.parametrize(("plot", "axes"), [("confusion", ("x", "y")), ("class_iou", ("y",))])
+def test_the_class_plots_keep_the_rows_class_id_order(plot, axes):
+    """evaluate writes the rows in class-id order; the plot's template must not sort the classes by name."""
+    spec = next(entry[plot] for entry in yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"] if plot in entry)
+    template = json.loads((ROOT / ".dvc" / "plots" / f"{spec['template']}.json").read_text())
+    encoding = template.get("spec", template)["encoding"]
+    assert [encoding[axis]["sort"] for axis in axes] == [None] * len(axes)

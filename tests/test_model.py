@@ -105,4 +105,7 @@ def test_class_names_must_match_the_model_outputs(tmp_path):
 def test_loading_a_missing_model_names_the_file(tmp_path):
     with pytest.raises(DataError) as error:
         load_model(tmp_path / "missing.keras")
-    assert str(error.value) == f"{tmp_path / 'missing.keras'} not found: run the train stage first"
+    assert str(error.value) == (
+        f"{tmp_path / 'missing.keras'} not found: `dvc repro` trains it, `dvc pull` fetches the trained one from "
+        "the project's DVC remote"
+    )

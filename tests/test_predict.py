@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.metadata
 import subprocess
 
 import numpy as np
@@ -13,9 +14,9 @@ from segpipe.cli import main as segpipe
 from segpipe.config import ModelConfig
 from segpipe.inference import Predictor, probabilities_with_tta
 from segpipe.model import build_unet, save_model
-from segpipe.predict import full_size_mask
+from segpipe.predict import foreground_classes, full_size_mask, tinted
 from segpipe.prepared import Normalization
-from tests.helpers import save_image
+from tests.helpers import ROOT, save_image
 
 CLASSES = ("pet", "background", "border")
 CONFIG = ModelConfig(depth=1, base_filters=2, batch_norm=True, batch_norm_momentum=0.9, dropout=0.0)
@@ -117,6 +118,30 @@ def test_flip_tta_averages_the_prediction_with_that_of_the_mirror_image_mirrored
 def test_a_missing_model_is_named(tmp_path, caplog):
     assert predict(tmp_path / "nope.keras", photos(tmp_path / "in"), "--out", tmp_path / "out") == 1
     assert last_error(caplog) == f"{tmp_path / 'nope.keras'} not found"
+
+
+def test_a_projects_missing_model_says_how_to_get_one(tmp_path, monkeypatch, caplog):
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit):
+        segpipe(["predict", str(photos(tmp_path / "in")), "--out", str(tmp_path / "out")])
+    assert last_error(caplog) == (
+        "models/model.keras (paths.model) not found: `dvc repro` trains it, `dvc pull` fetches the trained one from "
+        "the project's DVC remote; or pass --model PATH"
+    )
+
+
+def test_the_overlay_opacity_must_be_a_share(model_path, tmp_path, capsys):
+    assert predict(model_path, photos(tmp_path / "in"), "--out", tmp_path / "out", "--overlay-opacity", "1.5") == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "segpipe predict: error: argument --overlay-opacity: must be in (0, 1], got 1.5"
+    )
+
+
+def test_the_version_is_the_installed_packages(capsys):
+    with pytest.raises(SystemExit):
+        segpipe(["--version"])
+    assert capsys.readouterr().out == f"segpipe {importlib.metadata.version('segpipe')}\n"
 
 
 def test_a_file_that_is_not_a_model_is_refused(tmp_path, caplog):
@@ -230,6 +255,15 @@ def test_a_users_predictions_csv_is_never_replaced(model_path, tmp_path, caplog)
     assert predict(model_path, tmp_path / "fam" / "a.jpg", "--out", tmp_path / "out") == 1
     assert last_error(caplog).startswith(f"the table ({tmp_path / 'out' / 'predictions.csv'}) exists and was not")
     assert (tmp_path / "out" / "predictions.csv").read_text() == "my own table\n"
+
+
+def test_an_overlay_tints_only_the_foreground_at_the_opacity_asked():
+    pixels = np.full((1, 3, 3), 100, np.uint8)
+    mask = np.array([[0, 1, 2]])
+    palette = np.array([[200, 0, 0], [0, 200, 0], [0, 0, 200]], np.uint8)
+    foreground = foreground_classes(("pet", "Background", "border"))
+    assert foreground.tolist() == [True, False, True]
+    assert tinted(pixels, mask, palette, foreground, 0.25).tolist() == [[[125, 75, 75], [100, 100, 100], [75, 75, 125]]]
 
 
 def test_a_second_run_replaces_its_own_masks_overlays_and_table(model_path, tmp_path):

@@ -14,7 +14,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from segpipe import images
+from segpipe import images, progress
 from segpipe.config import params_from_dict
 from segpipe.errors import DataError
 from segpipe.preparation import prepare_dataset
@@ -74,6 +74,16 @@ def test_prepared_output_is_byte_for_byte_deterministic(tmp_path, project_params
     prepare_dataset(config, tmp_path / "b")
     for path in sorted((tmp_path / "a").iterdir()):
         assert path.read_bytes() == (tmp_path / "b" / path.name).read_bytes(), path.name
+
+
+def test_preparing_a_split_that_takes_long_logs_its_progress(tmp_path, project_params, monkeypatch, caplog):
+    monkeypatch.setattr(progress, "QUIET_SECONDS", 0.0)
+    caplog.set_level("INFO", logger="segpipe.preparation")
+    root = write_oxford_folder(tmp_path / "pets", train={f"cat_{k}": "RGB" for k in range(5)}, test={"dog_1": "RGB"})
+    prepare_dataset(data_config(project_params, **folder(root), val_fraction=0.2), tmp_path / "out")
+    assert [message.split(", ")[0] for message in caplog.messages if "prepared" in message] == [
+        f"train: {done} of 4 images prepared ({done * 25}%)" for done in (1, 2, 3)
+    ]
 
 
 def test_masks_layout_takes_class_names_from_params_and_holds_out_a_seeded_test_split(tmp_path, project_params):

@@ -98,3 +98,8 @@ def test_select_returns_examples_in_the_order_asked(tmp_path):
     images, _ = prepared.select("test", [4, 0, 2])
     for image, index in zip(images, [4, 0, 2], strict=True):
         np.testing.assert_array_equal(image, originals[index][0])
+
+
+def test_file_names_come_back_in_stored_order(tmp_path):
+    prepared = prepared_test_split(tmp_path, list(examples(5, 4)), size=4, shard_size=2)
+    assert prepared.file_names("test") == [f"img_{index}.png" for index in range(5)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from importlib.metadata import version
 from pathlib import Path
 from typing import get_args
 
@@ -26,6 +27,7 @@ def _predict(args: argparse.Namespace) -> None:
         out_dir=args.out,
         tta=args.tta,
         overlay=args.overlay,
+        overlay_opacity=args.overlay_opacity,
         skip_bad=args.skip_bad,
         max_pixels=args.max_pixels,
         batch_size=args.batch_size,
@@ -37,12 +39,16 @@ def _model_path(args: argparse.Namespace) -> Path:
     """The model to use: `--model`, else the project's `paths.model`."""
     from segpipe.config import load_params
     from segpipe.errors import DataError
+    from segpipe.model import HOW_TO_GET_A_MODEL
 
     if args.model is not None:
         return args.model
     if not args.params.exists():
         raise DataError(f"no --model given and no {args.params} to take paths.model from")
-    return Path(load_params(args.params).paths.model)
+    model = Path(load_params(args.params).paths.model)
+    if not model.exists():
+        raise DataError(f"{model} (paths.model) not found: {HOW_TO_GET_A_MODEL}; or pass --model PATH")
+    return model
 
 
 def _report(args: argparse.Namespace) -> None:
@@ -71,8 +77,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _opacity(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {value}")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="segpipe", description="Use and inspect the segmentation pipeline's results.")
+    root.add_argument("--version", action="version", version=f"segpipe {version('segpipe')}")
     root.add_argument("--params", type=Path, default=Path("params.yaml"), help="the project's params file")
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -89,7 +103,18 @@ def parser() -> argparse.ArgumentParser:
         "--model", type=Path, help="a .keras, .tflite or .onnx file or a SavedModel folder (default: paths.model)"
     )
     predict.add_argument("--recursive", action="store_true", help="also read images in subfolders of INPUT folders")
-    predict.add_argument("--overlay", action="store_true", help="also write OUT/NAME.overlay.jpg, mask over image")
+    predict.add_argument(
+        "--overlay",
+        action="store_true",
+        help="also write OUT/NAME.overlay.jpg: the photo with every class but `background` tinted its colour",
+    )
+    predict.add_argument(
+        "--overlay-opacity",
+        type=_opacity,
+        default=0.5,
+        metavar="ALPHA",
+        help="how strongly the overlay tints: above 0, up to 1 (the class colour alone); default: 0.5",
+    )
     predict.add_argument(
         "--tta", choices=get_args(Tta), default="none", help="flip: average with the mirrored image's prediction"
     )

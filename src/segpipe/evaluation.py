@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import logging
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,13 +17,18 @@ from segpipe.config import Tta
 from segpipe.errors import DataError
 from segpipe.inference import Predictor, probabilities_with_tta
 from segpipe.metrics import confusion_matrix, per_class_iou
+from segpipe.prepared import PreparedData, SplitName
+from segpipe.progress import Progress
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class ImageScore:
-    """One test image's score: `index` is its position in the stored test split."""
+    """One test image's score: `index` is its position in the stored test split, `file_name` its source file."""
 
     index: int
+    file_name: str
     mean_iou: float  # over the classes its truth or its prediction holds
 
 
@@ -33,20 +39,28 @@ def predict_classes(predictor: Predictor, images: np.ndarray, tta: Tta = "none")
 
 def confusion_on(predictor: Predictor, dataset: tf.data.Dataset, num_classes: int, tta: Tta = "none") -> np.ndarray:
     """Confusion matrix of the model's predictions over every batch of (images, masks)."""
-    return evaluate_images(predictor, dataset, num_classes, tta)[0]
-
-
-def evaluate_images(
-    predictor: Predictor, dataset: tf.data.Dataset, num_classes: int, tta: Tta = "none"
-) -> tuple[np.ndarray, list[ImageScore]]:
-    """The total confusion matrix, and each image's score, in dataset order."""
     total = np.zeros((num_classes, num_classes), dtype=np.int64)
-    scores = []
     for images, masks in dataset.as_numpy_iterator():
+        total += confusion_matrix(masks[..., 0], predict_classes(predictor, images, tta), num_classes)
+    return total
+
+
+def evaluate_split(
+    predictor: Predictor, prepared: PreparedData, split: SplitName, batch_size: int, tta: Tta = "none"
+) -> tuple[np.ndarray, list[ImageScore]]:
+    """The split's total confusion matrix, and each image's score in stored order; progress logged
+    over a split that takes long (progress.py)."""
+    names = prepared.file_names(split)
+    progress = Progress(log, split, len(names), "images scored")
+    total = np.zeros((prepared.num_classes, prepared.num_classes), dtype=np.int64)
+    scores = []
+    for images, masks in prepared.batches(split, batch_size).as_numpy_iterator():
         for truth, predicted in zip(masks[..., 0], predict_classes(predictor, images, tta), strict=True):
-            cm = confusion_matrix(truth, predicted, num_classes)
+            cm = confusion_matrix(truth, predicted, prepared.num_classes)
             total += cm
-            scores.append(ImageScore(len(scores), round(float(np.nanmean(per_class_iou(cm))), 6)))
+            iou = round(float(np.nanmean(per_class_iou(cm))), 6)
+            scores.append(ImageScore(len(scores), names[len(scores)], iou))
+        progress.advance(len(images))
     return total, scores
 
 

@@ -163,13 +163,17 @@ def _with_stable_object_ids(config: bytes) -> bytes:
     return json.dumps(renumber(json.loads(config))).encode()
 
 
+# Where a missing model comes from: trained here, or the one the project's DVC remote holds for this commit.
+HOW_TO_GET_A_MODEL = "`dvc repro` trains it, `dvc pull` fetches the trained one from the project's DVC remote"
+
+
 def load_model(path: str | Path, expect: PreparedData | None = None) -> keras.Model:
     """Load a saved model for inference, in Keras safe mode (no deserialized Python code).
 
     With `expect`, a model whose input size or class count differs from that data is refused.
     """
     if not Path(path).exists():
-        raise DataError(f"{path} not found: run the train stage first")
+        raise DataError(f"{path} not found: {HOW_TO_GET_A_MODEL}")
     if Path(path).is_file() and not zipfile.is_zipfile(path):  # Keras would say "File not found"
         raise DataError(f"{path}: not a Keras model (a .keras file is a zip archive; this one is not)")
     try:

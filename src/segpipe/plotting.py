@@ -39,7 +39,8 @@ def save_figure(figure: plt.Figure, path: str | Path, dpi: int) -> None:
 
 
 def read_history(live_dir: str | Path) -> pd.DataFrame:
-    """DVCLive's per-epoch logs as one table: `epoch` (from 1), then each metric and its `val_` twin."""
+    """DVCLive's per-epoch logs as one table: `epoch` (from 0, as DVCLive's step and DVC's plots number
+    them), then each metric and its `val_` twin."""
     columns = {}
     for metric in EPOCH_METRICS:
         for split, column in (("train", metric), ("eval", f"val_{metric}")):
@@ -48,22 +49,38 @@ def read_history(live_dir: str | Path) -> pd.DataFrame:
                 raise DataError(f"{path} not found: run the train stage first")
             columns[column] = pd.read_csv(path, sep="\t").set_index("step")[metric]
     history = pd.DataFrame(columns)
-    history.insert(0, "epoch", history.index + 1)
+    history.insert(0, "epoch", history.index)
     return history.reset_index(drop=True)
 
 
+METRIC_LABELS = {"loss": "loss", "pixel_accuracy": "pixel accuracy", "mean_iou": "mean IoU"}
+
+
 def training_curves(history: pd.DataFrame) -> plt.Figure:
-    """One panel per metric, train against validation, by epoch."""
+    """One panel per metric, train against validation, by epoch (from 0), each panel labelled and with its legend."""
     figure, axes = plt.subplots(1, len(EPOCH_METRICS), figsize=(4 * len(EPOCH_METRICS), 3.2))
     for ax, metric in zip(axes, EPOCH_METRICS, strict=True):
         ax.plot(history["epoch"], history[metric], marker="o", label="train")
-        ax.plot(history["epoch"], history[f"val_{metric}"], marker="o", label="val")
-        ax.set_title(metric.replace("_", " "))
-        ax.set_xlabel("epoch")
+        ax.plot(history["epoch"], history[f"val_{metric}"], marker="o", label="validation")
+        ax.set_title(f"{METRIC_LABELS[metric]} by epoch")
+        ax.set_xlabel("epoch (from 0)")
+        ax.set_ylabel(METRIC_LABELS[metric])
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3)
-    axes[0].legend()
+        ax.legend()
     figure.tight_layout()
     return figure
+
+
+WRONG = (1.0, 0.0, 0.0)  # the colour of a wrongly predicted pixel in the error view
+
+
+def error_view(image: np.ndarray, truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """The image in dimmed grey, its wrongly predicted pixels in WRONG: where the model fails, at a glance."""
+    grey = image.astype(np.float64).mean(axis=-1, keepdims=True) / 255.0
+    view = np.repeat(0.35 + 0.4 * grey, 3, axis=-1)
+    view[truth != predicted] = WRONG
+    return view
 
 
 def prediction_grid(
@@ -73,21 +90,26 @@ def prediction_grid(
     class_names: list[str],
     row_titles: list[str] | None = None,
 ) -> plt.Figure:
-    """Rows of (image, true mask, predicted mask) with a shared class legend and optional row titles."""
+    """Rows of (image, true mask, predicted mask, errors) with a shared legend and optional row titles
+    (over each image: its file name)."""
     rows = len(images)
     colours = class_colours(len(class_names))
-    figure, axes = plt.subplots(rows, 3, figsize=(7.5, 2.5 * rows), squeeze=False)
+    figure, axes = plt.subplots(rows, 4, figsize=(10, 2.6 * rows), squeeze=False)
     for row in range(rows):
-        panels = (images[row], truths[row], predictions[row])
-        for ax, panel, title in zip(axes[row], panels, ("image", "true mask", "predicted mask"), strict=True):
+        wrong = float(np.mean(truths[row] != predictions[row]))
+        titles = ("image", "true mask", "predicted mask", f"errors: {wrong:.0%} of pixels wrong")
+        if row_titles:
+            titles = (row_titles[row], *titles[1:])
+        panels = (images[row], truths[row], predictions[row], error_view(images[row], truths[row], predictions[row]))
+        for ax, panel, title in zip(axes[row], panels, titles, strict=True):
             if panel.ndim == 3:
                 ax.imshow(panel)
             else:
                 ax.imshow(panel, cmap=colours, vmin=-0.5, vmax=len(class_names) - 0.5, interpolation="nearest")
             ax.set_axis_off()
-            if row == 0 or row_titles:
-                ax.set_title(f"{row_titles[row]}\n{title}" if row_titles and title == "image" else title, fontsize=9)
+            ax.set_title(title, fontsize=9)
     handles = [plt.Rectangle((0, 0), 1, 1, color=colours(i)) for i in range(len(class_names))]
-    figure.legend(handles, class_names, loc="lower center", ncol=len(class_names))
-    figure.tight_layout(rect=(0, 0.04, 1, 1))
+    handles.append(plt.Rectangle((0, 0), 1, 1, color=WRONG))
+    figure.legend(handles, [*class_names, "wrong pixel"], loc="lower center", ncol=len(class_names) + 1)
+    figure.tight_layout(rect=(0, 0.22 / rows, 1, 1))
     return figure

@@ -38,11 +38,15 @@ STAGING_PREFIX = ".segpipe-predict-"  # then the process id: a later run sweeps 
 PROGRESS_FROM = 5  # images: a progress bar from this many on
 
 
+BACKGROUND = "background"  # the class name an overlay leaves untinted (Oxford's, and the masks layout's default)
+
+
 @dataclass(frozen=True)
 class PredictOptions:
     out_dir: Path
     tta: Tta = "none"
     overlay: bool = False
+    overlay_opacity: float = 0.5  # how strongly an overlay tints a foreground pixel with its class colour
     skip_bad: bool = False
     max_pixels: int = 40_000_000
     batch_size: int = 8
@@ -122,6 +126,7 @@ def predict_files(
             f"most {MAX_CLASSES}"
         )
     palette = class_palette(len(class_names))
+    foreground = foreground_classes(class_names)
     created = _folders_to_create(options.out_dir)
     options.out_dir.mkdir(parents=True, exist_ok=True)
     _sweep_dead_staging(options.out_dir)
@@ -134,7 +139,7 @@ def predict_files(
             probabilities = probabilities_with_tta(predictor, small, options.tta)
             for (image, pixels, _), probs in zip(batch, probabilities, strict=True):
                 mask = full_size_mask(probs, pixels.shape[0], pixels.shape[1])
-                _write_outputs(staging, image, pixels, mask, palette, options.overlay)
+                _write_outputs(staging, image, pixels, mask, palette, foreground, options)
                 rows.append(_csv_row(image, mask, class_names))
             if progress:
                 progress.update(len(rows) + len(skipped))
@@ -206,9 +211,15 @@ def _batches(
 
 
 def _write_outputs(
-    folder: Path, image: InputImage, pixels: np.ndarray, mask: np.ndarray, palette: np.ndarray, overlay: bool
+    folder: Path,
+    image: InputImage,
+    pixels: np.ndarray,
+    mask: np.ndarray,
+    palette: np.ndarray,
+    foreground: np.ndarray,
+    options: PredictOptions,
 ) -> None:
-    mask_name, *overlay_name = output_names(image, overlay)
+    mask_name, *overlay_name = output_names(image, options.overlay)
     (folder / mask_name).parent.mkdir(parents=True, exist_ok=True)
     png = Image.fromarray(mask, mode="P")
     png.putpalette(palette.ravel().tolist())
@@ -216,8 +227,24 @@ def _write_outputs(
     stamp.add_text("Software", atomic.PNG_SOFTWARE)  # how a later run knows this file is predict's own
     png.save(folder / mask_name, format="PNG", pnginfo=stamp)
     if overlay_name:
-        blended = (0.5 * pixels + 0.5 * palette[mask]).round().astype(np.uint8)
+        blended = tinted(pixels, mask, palette, foreground, options.overlay_opacity)
         Image.fromarray(blended).save(folder / overlay_name[0], format="JPEG", quality=90, comment=atomic.PNG_SOFTWARE)
+
+
+def foreground_classes(class_names: tuple[str, ...]) -> np.ndarray:
+    """Which classes an overlay tints: all but one named `background` (in any case)."""
+    return np.array([name.lower() != BACKGROUND for name in class_names])
+
+
+def tinted(
+    pixels: np.ndarray, mask: np.ndarray, palette: np.ndarray, foreground: np.ndarray, opacity: float
+) -> np.ndarray:
+    """The photo with each pixel of a `foreground` class blended with its class colour at `opacity`; the
+    background stays the photo, so the tinted shape reads on any photo (an orange cat on a sofa)."""
+    blended = pixels.astype(np.float64)
+    where = foreground[mask]
+    blended[where] = (1 - opacity) * blended[where] + opacity * palette[mask[where]]
+    return blended.round().astype(np.uint8)
 
 
 def _csv_row(image: InputImage, mask: np.ndarray, class_names: tuple[str, ...]) -> dict[str, object]:

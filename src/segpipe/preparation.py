@@ -19,6 +19,7 @@ from segpipe.errors import DataError
 from segpipe.images import resize_image, resize_mask
 from segpipe.outputs import MANIFEST
 from segpipe.prepared import SPLITS, STORAGE, Normalization, PreparedData, Split, Splits
+from segpipe.progress import Progress, counted
 
 log = logging.getLogger(__name__)
 
@@ -50,17 +51,19 @@ def prepare_dataset(data: DataConfig, out_dir: str | Path, workers: int | None =
         if source.sizes["train"] < 2 or source.sizes["test"] < 1:
             raise DataError(f"{source.description}: need at least 2 train and 1 test examples, found {source.sizes}")
         val = sources.held_out_indices(source.sizes["train"], data.val_fraction, data.split_seed)
+        totals = {"train": source.sizes["train"] - len(val), "val": len(val), "test": source.sizes["test"]}
         skipped: dict[str, list[dict[str, str]]] = {}
         splits = {}
         for split in SPLITS:
             skipped[split] = []
+            progress = Progress(log, split, totals[split], "images prepared")
             # Closed here, in this thread, whatever happens: no generator of the chain is left for Python's
             # garbage collector to finalise later in whichever thread it runs (a worker's, at exit).
             with (
                 contextlib.closing(_split_entries(source, split, val)) as entries,
                 contextlib.closing(threads.results(entries)) as examples,
             ):
-                records = _records(examples, data.on_bad_example, skipped[split])
+                records = _records(counted(examples, progress), data.on_bad_example, skipped[split])
                 written, shards = tfrecords.write_shards(tmp, split, records, data.shard_size)
             log.info("%s: wrote %d examples in %d shards, skipped %d", split, written, len(shards), len(skipped[split]))
             if not written:

@@ -115,6 +115,11 @@ class PreparedData:
             deterministic=True,
         )
 
+    def file_names(self, split: SplitName) -> list[str]:
+        """The source file name of each example of `split`, in stored order."""
+        records = tfrecords.read_records(self.shard_paths(split))
+        return [name.decode() for name in records.map(tfrecords.parse_file_name).as_numpy_iterator()]
+
     def batches(self, split: SplitName, batch_size: int) -> tf.data.Dataset:
         """Batched examples of `split` in their stored order, unaugmented, for validation and evaluation."""
         return self.examples(split).batch(batch_size).prefetch(tf.data.AUTOTUNE)
@@ -126,7 +131,11 @@ class PreparedData:
 
     def sample(self, split: SplitName, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         """A seeded sample of `count` examples (or all, if fewer) as stacked image and mask arrays."""
-        return self.select(split, np.random.default_rng(seed).permutation(self.count(split))[:count])
+        return self.select(split, self.sample_indices(split, count, seed))
+
+    def sample_indices(self, split: SplitName, count: int, seed: int) -> list[int]:
+        """The positions (in stored order) of a seeded sample of `count` examples, or of all if fewer."""
+        return [int(index) for index in np.random.default_rng(seed).permutation(self.count(split))[:count]]
 
     def select(self, split: SplitName, indices: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
         """The examples at `indices` (positions in stored order), stacked, in the order of `indices`."""

@@ -59,6 +59,11 @@ def parse_example(record: tf.Tensor, image_size: int) -> tuple[tf.Tensor, tf.Ten
     return image, mask
 
 
+def parse_file_name(record: tf.Tensor) -> tf.Tensor:
+    """The source file name (a string tensor) one serialized example was made from."""
+    return tf.io.parse_single_example(record, {"file_name": _FEATURES["file_name"]})["file_name"]
+
+
 def read_records(paths: list[Path]) -> tf.data.Dataset:
     """The serialized examples of `paths`, shard after shard, in the order they were written."""
     # Parallel reads interleave shards in a fixed order, so the example order stays deterministic.
