@@ -34,7 +34,7 @@ def test_a_one_epoch_experiment_runs_with_the_default_warm_up(one_epoch_run):
     stages = set(re.findall(r"Running stage '(\w+)'", one_epoch_run))
     assert stages == {"check", "prepare", "train", "evaluate", "visualize", "export"}
     assert (
-        "INFO segpipe.training: warm-up capped at 0 epochs (train.epochs - 1, leaving the cosine decay one), "
+        "INFO segpipe.optimization: warm-up capped at 0 epochs (train.epochs - 1, leaving the cosine decay one), "
         "not train.warmup_epochs = 1\n"
     ) in one_epoch_run
 
