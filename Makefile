@@ -54,6 +54,7 @@ lock: setup
 		compile requirements/build.in -o $$dir/build.txt; \
 		compile requirements/runtime.in -c $$dir/build.txt -o $$dir/runtime.txt; \
 		compile requirements/dev.in -c $$dir/build.txt -c $$dir/runtime.txt -o $$dir/dev.txt; \
+		compile requirements/lint.in -c $$dir/dev.txt -o $$dir/lint.txt; \
 		compile requirements/s3.in -c $$dir/build.txt -c $$dir/runtime.txt -c $$dir/dev.txt -o $$dir/s3.txt; \
 		compile requirements/gpu.in -c $$dir/build.txt -c $$dir/runtime.txt -o $$dir/gpu.txt; \
 	done
@@ -87,18 +88,27 @@ test-fast: setup
 	$(BIN)/pytest -m "not slow"
 
 # Lint and format check with the pinned ruff (rules in pyproject.toml), and zizmor's static analysis
-# of the GitHub Actions workflows; `make format` fixes what ruff can.
-lint: setup
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
-	$(BIN)/zizmor --offline --quiet .github/workflows/
+# of the GitHub Actions workflows; `make format` fixes what ruff can. Both use .venv-lint, which holds
+# the linters alone (requirements/py3.X/lint.txt), so that they run in seconds on a fresh clone.
+LINT_VENV := .venv-lint
+lint: $(LINT_VENV)/.installed
+	$(LINT_VENV)/bin/ruff check .
+	$(LINT_VENV)/bin/ruff format --check .
+	$(LINT_VENV)/bin/zizmor --offline --quiet .github/workflows/
 
-format: setup
-	$(BIN)/ruff check --fix .
-	$(BIN)/ruff format .
+format: $(LINT_VENV)/.installed
+	$(LINT_VENV)/bin/ruff check --fix .
+	$(LINT_VENV)/bin/ruff format .
+
+$(LINT_VENV)/.installed: $(wildcard requirements/py*/lint.txt)
+	python="$$(PATH="$$SEARCH_PATH" FIND_PYTHON_FOR="make lint" tools/find-python)" && \
+		"$$python" -m venv --clear $(LINT_VENV)
+	version=$$($(LINT_VENV)/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])') && \
+		$(LINT_VENV)/bin/pip install --quiet --require-hashes --no-deps -r requirements/py$$version/lint.txt
+	touch $@
 
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(LINT_VENV)
 
 # A markdown report (params, metrics, figures) of the workspace against BASE: report/report.md.
 # BASE reaches the command through the environment, never through the shell's parsing.

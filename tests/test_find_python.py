@@ -29,7 +29,7 @@ def fake_python(bin_dir: Path, name: str, version: str | None, venv: bool = True
     return path
 
 
-def find(tmp_path: Path, python: str | None = None) -> subprocess.CompletedProcess:
+def find(tmp_path: Path, python: str | None = None, asker: str | None = None) -> subprocess.CompletedProcess:
     """Runs the finder with only the fakes and the two tools it needs (mktemp, rm) on PATH."""
     tools = tmp_path / "tools"
     tools.mkdir(exist_ok=True)
@@ -39,6 +39,8 @@ def find(tmp_path: Path, python: str | None = None) -> subprocess.CompletedProce
     env = {"PATH": f"{tmp_path / 'bin'}:{tools}", "TMPDIR": str(tmp_path)}
     if python is not None:
         env["PYTHON"] = python
+    if asker is not None:
+        env["FIND_PYTHON_FOR"] = asker
     return subprocess.run(["/bin/sh", str(FINDER)], env=env, capture_output=True, text=True, timeout=30)
 
 
@@ -46,6 +48,12 @@ def bin_dir(tmp_path: Path) -> Path:
     path = tmp_path / "bin"
     path.mkdir()
     return path
+
+
+def test_the_line_names_the_target_that_asks(tmp_path):
+    fake_python(bin_dir(tmp_path), "python3.12", "3.12.4")
+    run = find(tmp_path, asker="make lint")
+    assert run.stderr == f"make lint: using python3.12 (Python 3.12.4, {tmp_path / 'bin' / 'python3.12'})\n"
 
 
 def test_takes_the_newest_supported_python_and_says_so(tmp_path):

@@ -23,6 +23,7 @@ DIRECT = {
     "build": PYPROJECT["build-system"]["requires"],
     "runtime": PROJECT["dependencies"],
     "dev": EXTRAS["dev"],
+    "lint": EXTRAS["lint"],
     "s3": EXTRAS["s3"] + EXTRAS["s3-test"],
     "gpu": PROJECT["dependencies"],
 }
@@ -73,3 +74,11 @@ def test_every_locked_package_is_pinned_with_hashes(version, lock):
     assert requirements
     for entry in requirements:
         assert re.fullmatch(r"\S+==\S+ \\(\n {4}--hash=sha256:[0-9a-f]{64}( \\)?)+", entry), entry
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_the_lint_lock_pins_the_linters_as_the_dev_lock_does(version):
+    lint = pins(REQUIREMENTS / f"py{version}" / "lint.txt")
+    dev = pins(REQUIREMENTS / f"py{version}" / "dev.txt")
+    assert sorted(lint) == ["ruff", "zizmor"]
+    assert {name: dev[name] for name in lint} == lint
