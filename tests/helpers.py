@@ -217,3 +217,12 @@ def write_masks_folder(root: Path, count: int, num_classes: int, size: int = 20)
         Image.fromarray(np.stack([colours, 255 - colours, colours], axis=-1)).save(root / "images" / f"img_{index}.png")
         Image.fromarray(mask).save(root / "masks" / f"img_{index}.png")
     return root
+
+
+def dotted_leaves(mapping: dict, prefix: str = "") -> list[str]:
+    """The dotted names of a nested mapping's leaves (`train.augment.flip`), as DVC names params and metrics."""
+    names = []
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        names += dotted_leaves(value, f"{name}.") if isinstance(value, dict) else [name]
+    return names

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, dotted_leaves
 
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
@@ -48,14 +48,6 @@ def broken_links(root: Path) -> list[str]:
     return broken
 
 
-def leaf_keys(params: dict, prefix: str = "") -> list[str]:
-    keys = []
-    for key, value in params.items():
-        name = f"{prefix}{key}"
-        keys += leaf_keys(value, f"{name}.") if isinstance(value, dict) else [name]
-    return keys
-
-
 def test_every_relative_link_in_the_readme_and_docs_leads_to_a_file_and_heading():
     assert broken_links(ROOT) == []
 
@@ -72,4 +64,4 @@ def test_a_link_to_a_missing_file_or_heading_is_reported(tmp_path):
 
 def test_every_param_is_described_in_the_pipeline_page(project_params):
     page = (ROOT / "docs" / "pipeline.md").read_text()
-    assert [key for key in leaf_keys(project_params) if f"| `{key}` |" not in page] == []
+    assert [key for key in dotted_leaves(project_params) if f"| `{key}` |" not in page] == []

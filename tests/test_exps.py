@@ -8,16 +8,7 @@ import re
 import yaml
 
 from segpipe.experiments import DROP
-from tests.helpers import ROOT
-
-
-def flattened(mapping: dict, prefix: str = "") -> list[str]:
-    """The dotted names DVC gives the leaves of a params or metrics file."""
-    names = []
-    for key, value in mapping.items():
-        name = f"{prefix}{key}"
-        names += flattened(value, f"{name}.") if isinstance(value, dict) else [name]
-    return names
+from tests.helpers import ROOT, dotted_leaves
 
 
 def dropped(column: str) -> bool:
@@ -27,20 +18,20 @@ def dropped(column: str) -> bool:
 def test_every_file_dependency_and_paths_param_is_dropped():
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     deps = {dep for stage in stages.values() for dep in stage["deps"] if "$" not in dep}
-    paths = flattened(yaml.safe_load((ROOT / "params.yaml").read_text())["paths"], "paths.")
+    paths = dotted_leaves(yaml.safe_load((ROOT / "params.yaml").read_text())["paths"], "paths.")
     assert [column for column in [*deps, *paths, "data/prepared", "models/model.keras"] if not dropped(column)] == []
 
 
 def test_every_other_param_is_kept():
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    names = [name for name in flattened(params) if not name.startswith("paths.")]
+    names = [name for name in dotted_leaves(params) if not name.startswith("paths.")]
     assert [name for name in names if dropped(name)] == []
 
 
 def test_of_the_metrics_the_test_and_validation_scores_are_kept():
     metrics = [
-        *flattened(json.loads((ROOT / "metrics/evaluate.json").read_text())),
-        *flattened(json.loads((ROOT / "metrics/train/metrics.json").read_text())),
+        *dotted_leaves(json.loads((ROOT / "metrics/evaluate.json").read_text())),
+        *dotted_leaves(json.loads((ROOT / "metrics/train/metrics.json").read_text())),
     ]
     assert [name for name in metrics if not dropped(name)] == [
         "mean_iou",
