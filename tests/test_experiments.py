@@ -58,7 +58,8 @@ def test_a_queued_sweep_runs_compares_in_120_columns_and_the_best_applies(repo, 
     repo.commit("baseline: one epoch")
     repo.dvc("exp", "run", "--queue", "-S", "train.learning_rate=0.001,0.002,0.004")
     repo.dvc("queue", "start")
-    assert wait_for_the_queue(repo).count("Success") == 3
+    status = wait_for_the_queue(repo)
+    assert status.count("Success") == 3, status
 
     command = [sys.executable, "-m", "segpipe", "exps"]
     shown = subprocess.run(command, cwd=repo.root, env={**repo.env, "COLUMNS": "120"}, capture_output=True, text=True)
