@@ -107,6 +107,22 @@ def test_two_exports_in_two_processes_write_the_same_bytes(exported, tmp_path):
     assert [name for name in first if first[name] != second[name]] == []
 
 
+@pytest.mark.parametrize("level", ["1", None])
+def test_an_onnx_export_leaves_tensorflows_log_level_as_it_was(exported, tmp_path, level):
+    # tf2onnx sets TF_CPP_MIN_LOG_LEVEL=3 when imported: TensorFlow's errors would vanish from then on.
+    root, _ = exported
+    script = (
+        "import os, sys; from segpipe.export import onnx_model, serving_model; from segpipe.model import load_model; "
+        "os.environ.pop('TF_CPP_MIN_LOG_LEVEL') if sys.argv[2] == 'unset' else None; "
+        "onnx_model(serving_model(load_model(sys.argv[1]))); print(os.environ.get('TF_CPP_MIN_LOG_LEVEL', 'unset'))"
+    )
+    env = {**script_env(), "TF_CPP_MIN_LOG_LEVEL": level or "2"}
+    args = [str(root / "model.keras"), level or "unset"]
+    result = subprocess.run([sys.executable, "-c", script, *args], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines()[-1] == (level or "unset")
+
+
 def files(folder):
     return {str(path.relative_to(folder)): path.read_bytes() for path in folder.rglob("*") if path.is_file()}
 

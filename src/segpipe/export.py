@@ -11,8 +11,10 @@ import contextlib
 import hashlib
 import io
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import keras
 import tensorflow as tf
@@ -28,6 +30,7 @@ SAVED_MODEL = "saved_model"
 LITERT = "model.tflite"
 ONNX = "model.onnx"
 ONNX_OPSET = 17  # supported by every ONNX Runtime since 1.11 (2022)
+LOG_LEVEL = "TF_CPP_MIN_LOG_LEVEL"
 
 
 def _no_optimization(converter: tf.lite.TFLiteConverter) -> None:
@@ -90,13 +93,26 @@ def litert_flatbuffer(serving: keras.Model, quantization: TfliteQuantization) ->
 
 def onnx_model(serving: keras.Model) -> bytes:
     """The serving model as ONNX (input `images`, output `probabilities`), through tf2onnx."""
-    import tf2onnx  # here: it patches numpy aliases and logs at import, only export needs it
-
     _, size, _, _ = serving.input_shape
     spec = (tf.TensorSpec((None, size, size, 3), tf.uint8, name="images"),)
     with contextlib.redirect_stdout(io.StringIO()):
-        proto, _ = tf2onnx.convert.from_keras(serving, input_signature=spec, opset=ONNX_OPSET)
+        proto, _ = _tf2onnx_convert().from_keras(serving, input_signature=spec, opset=ONNX_OPSET)
     return proto.SerializeToString()
+
+
+def _tf2onnx_convert() -> ModuleType:
+    """tf2onnx.convert, imported here because only export needs it (it patches numpy aliases and logs at
+    import). Its import sets TF_CPP_MIN_LOG_LEVEL=3, which would hide TensorFlow's errors from the rest of this
+    process and from every process it starts: the value from before is put back."""
+    before = os.environ.get(LOG_LEVEL)
+    try:
+        from tf2onnx import convert
+    finally:
+        if before is None:
+            os.environ.pop(LOG_LEVEL, None)
+        else:
+            os.environ[LOG_LEVEL] = before
+    return convert
 
 
 class _Serving(tf.Module):
