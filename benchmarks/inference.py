@@ -104,8 +104,8 @@ def main() -> None:
         print("|---|---|---|" + "---|" * prepared.num_classes)
         for tta in ("none", "flip"):
             scores = tta_scores(keras_predictor, prepared, tta)
-            per_class = " | ".join(f"{scores['iou'][name]:.3f}" for name in prepared.class_names)
-            print(f"| {tta} | {scores['pixel_accuracy']:.4f} | {scores['mean_iou']:.4f} | {per_class} |")
+            per_class = " | ".join(f"{scores.iou[name]:.3f}" for name in prepared.class_names)
+            print(f"| {tta} | {scores.pixel_accuracy:.4f} | {scores.mean_iou:.4f} | {per_class} |")
 
         model = load_model(model_path)
         formats = {"Keras (.keras)": model_path}

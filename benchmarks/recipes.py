@@ -100,7 +100,7 @@ def run_recipe(name: str, prepared: PreparedData, model_config: ModelConfig, tra
         "images_per_s": seen / wall,
         "wall_s": wall,
         "train_gflops_per_s": 3 * gflops * seen / wall,  # forward + backward ≈ 3 × forward
-        **scores,
+        **dataclasses.asdict(scores),
     }
 
 

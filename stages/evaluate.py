@@ -4,6 +4,7 @@ from segpipe.quiet import filter_tensorflow_noise
 
 filter_tensorflow_noise()  # first: TensorFlow writes its start-up lines while it loads (quiet.py)
 
+import dataclasses
 import logging
 
 from segpipe import atomic
@@ -26,15 +27,16 @@ def main() -> None:
     predictor = keras_predictor(load_model(params.paths.model, expect=prepared), params.paths.model)
     cm, image_scores = evaluate_split(predictor, prepared, "test", params.evaluate.batch_size, params.evaluate.tta)
     scores = segmentation_scores(cm, prepared.class_names)
-    atomic.write_json(params.paths.eval_metrics, scores)
+    atomic.write_json(params.paths.eval_metrics, dataclasses.asdict(scores))
     atomic.write_csv(params.paths.confusion, confusion_rows(cm, prepared.class_names))
-    atomic.write_csv(params.paths.class_iou, [{"class": name, "iou": iou} for name, iou in scores["iou"].items()])
+    atomic.write_csv(params.paths.class_iou, [{"class": name, "iou": iou} for name, iou in scores.iou.items()])
     write_image_scores(params.paths.image_iou, image_scores)
     log.info(
-        "%d test images: pixel accuracy %.4f, mean IoU %.4f; wrote %s",
+        "%d test images: pixel accuracy %s, mean IoU %s, foreground IoU %s; wrote %s",
         len(image_scores),
-        scores["pixel_accuracy"],
-        scores["mean_iou"],
+        scores.pixel_accuracy,
+        scores.mean_iou,
+        scores.foreground_iou,
         params.paths.eval_metrics,
     )
 

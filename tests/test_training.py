@@ -32,7 +32,7 @@ def test_a_five_class_masks_folder_trains_and_evaluates_end_to_end(tmp_path, pro
     cm = confusion_on(keras_predictor(model, tmp_path), prepared.batches("test", batch_size=4), 5)
     assert cm.shape == (5, 5) and cm.sum() == 3 * 32 * 32
     scores = segmentation_scores(cm, prepared.class_names)
-    assert list(scores["iou"]) == FIVE
+    assert list(scores.iou) == FIVE
     assert open_prepared(tmp_path / "prepared").class_names == tuple(FIVE)
 
 

@@ -20,6 +20,7 @@ DROP = (
     r"(src|stages|data|models|metrics|plots)/",  # file dependencies: their hashes
     r"paths\.",  # where outputs go: locations, not tunables
     r"(iou|dice)\.",  # the per-class test scores (metrics/evaluate.json)
+    r"foreground_iou$",  # for comparing with published figures (dvc metrics show has it), not between runs
     r"pixels$",  # the test split's pixel count
     r"step$",  # DVCLive's last epoch number
     r"train\.(loss|pixel_accuracy|mean_iou)$",  # DVCLive's train-split metrics, on augmented batches

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+BACKGROUND = "background"  # the class name foreground IoU leaves out
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
@@ -30,17 +33,47 @@ def per_class_dice(cm: np.ndarray) -> np.ndarray:
         return np.where(total > 0, 2 * tp / total, np.nan)
 
 
-def segmentation_scores(cm: np.ndarray, class_names: Sequence[str]) -> dict[str, Any]:
-    """Pixel accuracy, mean IoU (over classes present), IoU and Dice per class, as JSON-ready data."""
+@dataclass(frozen=True)
+class Scores:
+    """A split's scores, as evaluate writes them (`dataclasses.asdict` is the JSON); None where undefined."""
+
+    pixel_accuracy: float | None
+    mean_iou: float | None  # over the classes present in truth or prediction
+    foreground_iou: float | None  # all but `background` as one class (Oxford: border counted as pet)
+    iou: dict[str, float | None]
+    dice: dict[str, float | None]
+    pixels: int
+
+
+def segmentation_scores(cm: np.ndarray, class_names: Sequence[str]) -> Scores:
+    """Pixel accuracy, mean IoU (over classes present), foreground IoU, IoU and Dice per class."""
     iou, dice = per_class_iou(cm), per_class_dice(cm)
     total = int(cm.sum())
-    return {
-        "pixel_accuracy": _number(np.trace(cm) / total) if total else None,
-        "mean_iou": _number(np.nanmean(iou)) if np.isfinite(iou).any() else None,
-        "iou": {name: _number(value) for name, value in zip(class_names, iou, strict=True)},
-        "dice": {name: _number(value) for name, value in zip(class_names, dice, strict=True)},
-        "pixels": total,
-    }
+    return Scores(
+        pixel_accuracy=_number(np.trace(cm) / total) if total else None,
+        mean_iou=_number(np.nanmean(iou)) if np.isfinite(iou).any() else None,
+        foreground_iou=_foreground_iou(cm, class_names),
+        iou={name: _number(value) for name, value in zip(class_names, iou, strict=True)},
+        dice={name: _number(value) for name, value in zip(class_names, dice, strict=True)},
+        pixels=total,
+    )
+
+
+def _foreground_iou(cm: np.ndarray, class_names: Sequence[str]) -> float | None:
+    """IoU of everything but the background class, merged into one class: the convention of most published
+    Oxford-IIIT Pet figures (segmentation_models, the TensorFlow tutorial's binary masks)."""
+    if BACKGROUND not in class_names:
+        return None
+    background = list(class_names).index(BACKGROUND)
+    foreground = np.ones(len(class_names), dtype=bool)
+    foreground[background] = False
+    merged = np.array(
+        [
+            [cm[foreground][:, foreground].sum(), cm[foreground, background].sum()],
+            [cm[background, foreground].sum(), cm[background, background]],
+        ]
+    )
+    return _number(per_class_iou(merged)[0])
 
 
 def confusion_rows(cm: np.ndarray, class_names: Sequence[str]) -> list[dict[str, Any]]:
