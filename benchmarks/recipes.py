@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
+import platform
 import tempfile
 import time
 from pathlib import Path
@@ -55,19 +57,39 @@ def reference_train(default: TrainConfig, epochs: int) -> TrainConfig:
 
 
 def forward_gflops(model: keras.Model) -> float:
-    """Multiply-adds ×2 of every convolution for one image, in GFLOPs."""
-    flops = 0
+    """Multiply-adds ×2 of every convolution for one image (a backbone nested in the model included), in GFLOPs."""
+    return sum(_convolution_flops(layer) for layer in _layers(model)) / 1e9
+
+
+def _layers(model: keras.Model):
     for layer in model.layers:
-        if isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose)):
-            kernel = layer.kernel.shape  # (kh, kw, in, out) or (kh, kw, out, in) for transpose
-            _, height, width, _ = layer.output.shape
-            spatial = (
-                height * width
-                if isinstance(layer, keras.layers.Conv2D)
-                else layer.input.shape[1] * layer.input.shape[2]
-            )
-            flops += 2 * int(np.prod(kernel)) * spatial
-    return flops / 1e9
+        if isinstance(layer, keras.Model):
+            yield from _layers(layer)
+        else:
+            yield layer
+
+
+def _convolution_flops(layer: keras.layers.Layer) -> int:
+    """2 × kernel size × output positions (input positions for a transposed convolution); 0 for other layers.
+    A depthwise kernel is (kh, kw, in, multiplier): one product per element and position, as for the others."""
+    if isinstance(layer, keras.layers.Conv2DTranspose):
+        _, height, width, _ = layer.input.shape
+    elif isinstance(layer, keras.layers.Conv2D | keras.layers.DepthwiseConv2D):
+        _, height, width, _ = layer.output.shape
+    else:
+        return 0
+    return 2 * int(np.prod(layer.kernel.shape)) * height * width
+
+
+def machine_line() -> str:
+    """The CPU and the instruction sets that decide its speed, so that figures of two machines are not mixed up."""
+    cpuinfo = Path("/proc/cpuinfo")
+    text = cpuinfo.read_text() if cpuinfo.exists() else ""
+    model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "")
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    shown = [flag for flag in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if flag in flags]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"machine: {model or platform.processor() or 'unknown CPU'}, {cores} cores, {' '.join(shown) or 'no AVX2'}"
 
 
 def matmul_peak_gflops(size: int = 2048, seconds: float = 3.0) -> float:
@@ -181,7 +203,7 @@ def main() -> None:
             reference = reference_train(params.train, epochs or 20)
             rows.insert(0, run_recipe("reference notebook", prepared, REFERENCE_MODEL, reference))
         peak = matmul_peak_gflops(seconds=0.5 if args.quick else 3.0)
-    print(f"\nfp32 matmul peak: {peak:.0f} GFLOP/s; test split: {prepared.count('test')} images\n")
+    print(f"\n{machine_line()}; fp32 matmul peak: {peak:.0f} GFLOP/s; test split: {prepared.count('test')} images\n")
     print(table(rows, peak, prepared.class_names))
     if args.default_only:
         return
