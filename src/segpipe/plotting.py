@@ -10,25 +10,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.colors import ListedColormap
 
 from segpipe import atomic
 from segpipe.errors import DataError
+from segpipe.palette import class_colours
 from segpipe.training_log import EPOCH_METRICS, metric_tsv
-
-
-def class_colours(count: int) -> ListedColormap:
-    """One distinct colour per class, the same for class i in every figure."""
-    if count <= 10:
-        return ListedColormap(plt.get_cmap("tab10").colors[:count])
-    if count <= 20:
-        return ListedColormap(plt.get_cmap("tab20").colors[:count])
-    return ListedColormap(plt.get_cmap("hsv")(np.linspace(0, 1, count, endpoint=False)))
-
-
-def class_palette(count: int) -> np.ndarray:
-    """The colours of `class_colours` as uint8 RGB, count×3, for palette PNGs and overlays."""
-    return np.round(class_colours(count)(np.arange(count))[:, :3] * 255).astype(np.uint8)
 
 
 def save_figure(figure: plt.Figure, path: str | Path, dpi: int) -> None:

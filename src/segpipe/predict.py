@@ -29,7 +29,7 @@ from segpipe.config import MAX_CLASSES, Tta
 from segpipe.errors import DataError
 from segpipe.images import IMAGE_SUFFIXES, read_rgb, resize_image
 from segpipe.inference import Predictor, probabilities_with_tta
-from segpipe.plotting import class_palette
+from segpipe.palette import class_palette
 
 log = logging.getLogger(__name__)
 
