@@ -139,9 +139,8 @@ def table(rows: list[dict], peak: float, class_names: tuple[str, ...]) -> str:
         "mean IoU",
     ]
     header += [f"IoU {name}" for name in class_names]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in rows:
-        cells = [
+    cells = [
+        [
             row["recipe"],
             f"{row['params'] / 1e6:.2f}M",
             f"{row['gflops']:.2f}",
@@ -151,10 +150,16 @@ def table(rows: list[dict], peak: float, class_names: tuple[str, ...]) -> str:
             f"{row['train_gflops_per_s']:.0f} ({100 * row['train_gflops_per_s'] / peak:.0f}%)",
             f"{row['pixel_accuracy']:.3f}",
             f"{row['mean_iou']:.3f}",
+            *(f"{row['iou'][name]:.3f}" for name in class_names),
         ]
-        cells += [f"{row['iou'][name]:.3f}" for name in class_names]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        for row in rows
+    ]
+    return markdown_table(header, cells)
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = [header, ["---"] * len(header), *rows]
+    return "\n".join("| " + " | ".join(line) + " |" for line in lines)
 
 
 def dataset_arguments(parser: argparse.ArgumentParser, params_help: str) -> None:
