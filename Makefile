@@ -41,26 +41,17 @@ setup-gpu: setup
 	$(BIN)/pip check
 
 # Regenerates every lock from requirements/*.in for each supported Python, with the pinned uv (see
-# requirements/dev.in), each against the locks it installs beside, so that they agree. For Linux
-# x86-64 (our machines' and CI's) whatever machine runs it. A lock that exists is kept where it
-# still fits (uv prefers its versions): delete it to resolve from scratch.
+# requirements/dev.in): one universal resolution per lock, for every supported platform at once
+# (Linux x86-64 and aarch64, macOS arm64; gpu.txt Linux only), each line with its environment
+# marker and its files' hashes, whatever machine runs it. A lock that exists is kept where it still
+# fits (uv prefers its versions): delete it to resolve from scratch. See tools/lock.py.
 LOCK_PYTHONS := 3.11 3.12 3.13
-UV_COMPILE = $(BIN)/uv pip compile --quiet --generate-hashes --python-platform x86_64-manylinux_2_28 \
-	--custom-compile-command "make lock"
 lock: setup
-	set -e; for version in $(LOCK_PYTHONS); do \
-		dir=requirements/py$$version; mkdir -p $$dir; \
-		compile() { $(UV_COMPILE) --python-version $$version "$$@"; }; \
-		compile requirements/build.in -o $$dir/build.txt; \
-		compile requirements/runtime.in -c $$dir/build.txt -o $$dir/runtime.txt; \
-		compile requirements/dev.in -c $$dir/build.txt -c $$dir/runtime.txt -o $$dir/dev.txt; \
-		compile requirements/lint.in -c $$dir/dev.txt -o $$dir/lint.txt; \
-		compile requirements/s3.in -c $$dir/build.txt -c $$dir/runtime.txt -c $$dir/dev.txt -o $$dir/s3.txt; \
-		compile requirements/gpu.in -c $$dir/build.txt -c $$dir/runtime.txt -o $$dir/gpu.txt; \
-	done
+	$(BIN)/python tools/lock.py $(LOCK_PYTHONS)
 
-# Proves with pip that each version's locks resolve, as they are and from wheels, for Pythons this
-# machine need not have (pip's --python-version resolution; nothing is installed): see the script.
+# Proves with pip that each version's locks resolve, as they are and from wheels, on each supported
+# platform, for Pythons and platforms this machine need not have (pip's --python-version and
+# --platform resolution; nothing is installed): see the script.
 lock-check: setup
 	$(BIN)/python tools/lock_check.py $(LOCK_PYTHONS)
 

@@ -14,16 +14,20 @@ from tests.helpers import ROOT
 FINDER = ROOT / "tools" / "find-python"
 
 
-def fake_python(bin_dir: Path, name: str, version: str | None, venv: bool = True) -> Path:
-    """An executable `name` that reports Python `version` and creates a venv or fails as a Python
-    without its venv package does; with no version, one that is on PATH but does not run (a shim)."""
+def fake_python(
+    bin_dir: Path, name: str, version: str | None, venv: bool = True, platform: str = "linux-x86_64"
+) -> Path:
+    """An executable `name` that reports Python `version` on `platform` (sys.platform-machine) and
+    creates a venv or fails as a Python without its venv package does; with no version, one that is
+    on PATH but does not run (a shim)."""
     path = bin_dir / name
     if version is None:
         body = 'echo "pyenv: $0: command not found" >&2; exit 127'
     else:
         minor = ".".join(version.split(".")[:2])
         make_venv = "exit 0" if venv else 'echo "Error: ensurepip is not available" >&2; exit 1'
-        body = f'if [ "$1" = -c ]; then echo "{minor} {version} $0"; exit 0; fi\nif [ "$1" = -m ]; then {make_venv}; fi'
+        answer = f'if [ "$1" = -c ]; then echo "{minor} {version} {platform} $0"; exit 0; fi'
+        body = f'{answer}\nif [ "$1" = -m ]; then {make_venv}; fi'
     path.write_text(f"#!/bin/sh\n{body}\nexit 2\n")
     path.chmod(0o755)
     return path
@@ -48,6 +52,15 @@ def bin_dir(tmp_path: Path) -> Path:
     path = tmp_path / "bin"
     path.mkdir()
     return path
+
+
+def assert_refused(run: subprocess.CompletedProcess, tried: str) -> None:
+    """The finder found none, and said so in its one line, listing `tried`."""
+    assert (run.returncode, run.stdout) == (1, "")
+    assert run.stderr == (
+        "make setup: no usable Python; it needs Python 3.11, 3.12 or 3.13 on Linux x86-64, Linux aarch64 or macOS"
+        f" arm64 that can create a virtual environment, or PYTHON=/path/to/python (tried {tried})\n"
+    )
 
 
 def test_the_line_names_the_target_that_asks(tmp_path):
@@ -118,12 +131,33 @@ def test_says_in_one_line_that_none_is_usable_and_which_versions_would_do(tmp_pa
     fake_python(fakes, "python3.13", None)
     fake_python(fakes, "python3.12", "3.12.4", venv=False)
     fake_python(fakes, "python3", "3.10.12")
-    run = find(tmp_path)
-    assert (run.returncode, run.stdout) == (1, "")
-    assert run.stderr == (
-        "make setup: no usable Python; it needs Python 3.11, 3.12 or 3.13 that can create a virtual environment,"
-        " or PYTHON=/path/to/python (tried python3.13: does not run; python3.12: Python 3.12.4, cannot create a"
-        " venv; python3.11: not found; python3: Python 3.10.12)\n"
+    assert_refused(
+        find(tmp_path),
+        "python3.13: does not run; python3.12: Python 3.12.4, cannot create a venv; python3.11: not found;"
+        " python3: Python 3.10.12",
+    )
+
+
+def test_takes_a_python_of_each_platform_the_locks_serve(tmp_path):
+    fakes = bin_dir(tmp_path)
+    for platform in ("linux-x86_64", "linux-aarch64", "darwin-arm64"):
+        fake_python(fakes, "python3.13", "3.13.1", platform=platform)
+        assert find(tmp_path).stdout == f"{fakes / 'python3.13'}\n", platform
+
+
+def test_skips_a_python_of_a_platform_the_locks_do_not_serve(tmp_path):
+    fakes = bin_dir(tmp_path)
+    fake_python(fakes, "python3.13", "3.13.1", platform="darwin-x86_64")
+    fake_python(fakes, "python3.12", "3.12.4", platform="darwin-arm64")
+    assert find(tmp_path).stdout == f"{fakes / 'python3.12'}\n"
+
+
+def test_refuses_in_one_line_on_a_platform_the_locks_do_not_serve(tmp_path):
+    fake_python(bin_dir(tmp_path), "python3.13", "3.13.1", platform="darwin-x86_64")
+    assert_refused(
+        find(tmp_path),
+        "python3.13: Python 3.13.1 on darwin-x86_64, which the locks do not serve; python3.12: not found;"
+        " python3.11: not found; python3: not found",
     )
 
 

@@ -1,12 +1,16 @@
 """The locks (requirements/py3.X/*.txt) against what they are made from: pyproject.toml's direct
-dependencies and supported Pythons, and requirements/*.in's tested versions."""
+dependencies and supported Pythons, requirements/*.in's tested versions, and the platforms
+tools/lock.py resolves them for."""
 
 from __future__ import annotations
 
+import importlib
 import re
+import sys
 import tomllib
 
 import pytest
+from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
@@ -30,6 +34,16 @@ DIRECT = {
 LOCKS = [(version, lock) for version in VERSIONS for lock in DIRECT]
 
 
+def tool(name: str):
+    """A module of tools/: scripts, not a package, that import each other from their folder."""
+    if str(ROOT / "tools") not in sys.path:
+        sys.path.append(str(ROOT / "tools"))
+    return importlib.import_module(name)
+
+
+PLATFORMS = list(tool("lock").PLATFORMS)
+
+
 def pins(path) -> dict[str, str]:
     """The `name==version` lines of a lock or an .in file, by canonical name."""
     found = re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s\\;]+)", path.read_text(), re.MULTILINE)
@@ -46,6 +60,57 @@ def test_every_supported_python_has_locks_and_every_place_names_the_same_version
     assert finder.group(1).split() == supported
     assert makefile.group(1).split() == supported
     assert PYPROJECT["tool"]["ruff"]["target-version"] == "py311"
+
+
+def pins_on(path, version: str, platform: str) -> dict[str, str]:
+    """The `name==version` lines of a lock whose marker holds for Python `version` on `platform`."""
+    environment = tool("lock_check").marker_environment(version, platform)
+    found = re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+?)(?: ; ([^\\\n]+))? \\$", path.read_text(), re.MULTILINE)
+    return {
+        canonicalize_name(name): pinned
+        for name, pinned, marker in found
+        if not marker or Marker(marker).evaluate(environment)
+    }
+
+
+def test_find_python_takes_a_python_of_the_platforms_the_locks_serve():
+    finder = re.search(r'^platforms="([^"]+)"', (ROOT / "tools" / "find-python").read_text(), re.MULTILINE)
+    assert finder.group(1).split() == PLATFORMS == ["linux-x86_64", "linux-aarch64", "darwin-arm64"]
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+@pytest.mark.parametrize("version", VERSIONS)
+def test_the_runtime_lock_pins_every_direct_dependency_on_each_platform(version, platform):
+    locked = pins_on(REQUIREMENTS / f"py{version}" / "runtime.txt", version, platform)
+    assert {canonicalize_name(Requirement(line).name) for line in DIRECT["runtime"]} <= set(locked)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_the_gpu_lock_serves_linux_only(version):
+    gpu = REQUIREMENTS / f"py{version}" / "gpu.txt"
+    assert pins_on(gpu, version, "darwin-arm64") == {}
+    assert "nvidia-cudnn-cu12" in pins_on(gpu, version, "linux-aarch64")
+    assert "nvidia-cudnn-cu12" in pins_on(gpu, version, "linux-x86_64")
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_lock_holds_for_its_python_and_not_for_a_newer_one(version):
+    # Its markers leave out the lower bound, the resolution's requires-python (--python-version).
+    runtime = REQUIREMENTS / f"py{version}" / "runtime.txt"
+    newer = [other for other in [*VERSIONS, "3.14"] if other > version]
+    assert len(pins_on(runtime, version, "linux-x86_64")) == 146
+    assert {other: pins_on(runtime, other, "linux-x86_64") for other in newer} == dict.fromkeys(newer, {})
+
+
+def test_lock_check_puts_the_built_wheels_hash_in_place_of_the_sources_keeping_the_marker():
+    lock = (
+        "promise==2.3 ; sys_platform == 'linux' \\\n    --hash=sha256:" + "a" * 64 + "\n"
+        "six==1.17.0 \\\n    --hash=sha256:" + "b" * 64 + " \\\n    --hash=sha256:" + "c" * 64 + "\n"
+    )
+    assert tool("lock_check").with_wheel_hashes(lock, {"promise": "d" * 64, "six": "e" * 64}) == (
+        "promise==2.3 ; sys_platform == 'linux' \\\n    --hash=sha256:" + "d" * 64 + "\n"
+        "six==1.17.0 \\\n    --hash=sha256:" + "e" * 64 + "\n"
+    )
 
 
 @pytest.mark.parametrize(("version", "lock"), LOCKS, ids=[f"py{version}-{lock}" for version, lock in LOCKS])
@@ -73,7 +138,7 @@ def test_every_locked_package_is_pinned_with_hashes(version, lock):
     requirements = [entry for entry in entries if not entry.startswith("#")]
     assert requirements
     for entry in requirements:
-        assert re.fullmatch(r"\S+==\S+ \\(\n {4}--hash=sha256:[0-9a-f]{64}( \\)?)+", entry), entry
+        assert re.fullmatch(r"\S+==\S+( ; [^\\\n]+)? \\(\n {4}--hash=sha256:[0-9a-f]{64}( \\)?)+", entry), entry
 
 
 @pytest.mark.parametrize("version", VERSIONS)
