@@ -9,6 +9,7 @@ import sys
 import keras
 import numpy as np
 import pytest
+import yaml
 
 from segpipe.config import Encoder, ModelConfig
 from segpipe.encoders import BACKBONES, ENCODER
@@ -18,7 +19,7 @@ from segpipe.inference import open_predictor
 from segpipe.model import build_unet, load_model, save_model
 from segpipe.prepared import Normalization
 from segpipe.typed import choices
-from tests.helpers import script_env
+from tests.helpers import ROOT, TINY, merged, script_env, write_tiny_prepared
 
 BACKBONE_NAMES = [name for name in choices(Encoder) if name != "unet"]
 UNIT = Normalization(scale=1 / 255, offset=0.0)
@@ -101,17 +102,7 @@ def test_a_weights_file_of_the_backbone_is_where_the_encoder_starts(tmp_path, mo
     assert not np.array_equal(random_start.get_weights()[0], trunk.get_weights()[0])
 
 
-OFFLINE = (
-    "import sys; from segpipe.config import ModelConfig; from segpipe.model import build_unet; "
-    "from segpipe.prepared import Normalization; from segpipe.errors import ConfigError\n"
-    "config = ModelConfig(depth=5, base_filters=4, batch_norm=True, batch_norm_momentum=0.9, dropout=0.0, "
-    "encoder=sys.argv[1], encoder_weights='imagenet')\n"
-    "try: build_unet(32, 3, config, Normalization(1 / 255, 0.0))\n"
-    "except ConfigError as error: print(error); sys.exit(2)\n"
-)
-
-
-@pytest.mark.slow  # a process
+@pytest.mark.slow  # a stage script
 @pytest.mark.parametrize(
     ("encoder", "file", "origin"),
     [
@@ -127,21 +118,26 @@ OFFLINE = (
         ),
     ],
 )
-def test_imagenet_weights_offline_are_one_line_naming_the_file_and_where_to_put_it(tmp_path, encoder, file, origin):
+def test_imagenet_weights_offline_stop_train_in_one_line_naming_the_file_and_where_to_put_it(
+    tmp_path, project_params, encoder, file, origin
+):
+    write_tiny_prepared(tmp_path / "data" / "prepared", per_split=2, size=32)
+    changes = {"model": {"encoder": encoder, "encoder_weights": "imagenet"}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(merged(project_params, merged(TINY, changes))))
     (tmp_path / "keras").mkdir()
     # no network whatever the machine: every download goes to a proxy that is not there
     env = {**script_env(), "KERAS_HOME": str(tmp_path / "keras"), "https_proxy": "http://127.0.0.1:9", "no_proxy": ""}
-    result = subprocess.run(
-        [sys.executable, "-c", OFFLINE, encoder], env=env, capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 2, result.stderr[-2000:]
-    assert result.stdout.strip().splitlines()[-1] == (
-        f"model.encoder_weights imagenet: Keras could not download {file} ([Errno 111] Connection refused) and found "
-        f"none in {tmp_path / 'keras' / 'models'}: put that file there (from {origin}{file}, on a machine that can "
-        f"reach it), or set model.encoder_weights to a Keras weights file of {encoder} (include_top=False) inside "
-        "model.pretrained_dir (models/pretrained), or to none"
+    command = [sys.executable, str(ROOT / "stages" / "train.py")]
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"ERROR segpipe: model.encoder_weights imagenet: Keras could not download {file} ([Errno 111] Connection "
+        f"refused) and found none in {tmp_path / 'keras' / 'models'}: put that file there (from {origin}{file}, on "
+        f"a machine that can reach it), or set model.encoder_weights to a Keras weights file of {encoder} "
+        "(include_top=False) inside model.pretrained_dir (models/pretrained), or to none"
     )
     assert "Traceback" not in result.stderr
+    assert not (tmp_path / "models" / "model.keras").exists()
 
 
 def test_a_weights_file_of_another_backbone_is_refused_in_one_line(tmp_path, monkeypatch):
