@@ -70,7 +70,7 @@ BACKBONES: dict[Encoder, Backbone] = {
             32: "out_relu",
         },
     ),
-    "efficientnet_v2_b0": Backbone(  # balanced: 5.9 M, the best ImageNet accuracy per FLOP of the four
+    "efficientnet_v2_b0": Backbone(  # balanced: 5.9 M, the best ImageNet accuracy of the four
         keras.applications.EfficientNetV2B0,
         _as_given,
         {
