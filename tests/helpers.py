@@ -71,6 +71,7 @@ PROJECT_FILES = [
     "stages",
     "src",
     "data/input",
+    "models/pretrained",
 ]
 
 
@@ -138,15 +139,16 @@ def split_counts(prepared: PreparedData) -> dict[str, int]:
     return {split: prepared.count(split) for split in SPLITS}
 
 
-def write_tiny_prepared(folder: Path, per_split: int = 1) -> PreparedData:
-    """Random 8×8 images with all-zero masks, `per_split` per split, in shards of two, and the manifest."""
+def write_tiny_prepared(folder: Path, per_split: int = 1, size: int = 8) -> PreparedData:
+    """Random `size`×`size` images (8 unless told) with all-zero masks, `per_split` per split, in shards of two,
+    and the manifest."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     splits = {}
     for split in SPLITS:
         records = [
             tfrecords.serialize_example(
-                rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), np.zeros((8, 8, 1), np.uint8), f"{i}"
+                rng.integers(0, 256, (size, size, 3), dtype=np.uint8), np.zeros((size, size, 1), np.uint8), f"{i}"
             )
             for i in range(per_split)
         ]
@@ -155,7 +157,7 @@ def write_tiny_prepared(folder: Path, per_split: int = 1) -> PreparedData:
     prepared = PreparedData(
         folder=folder,
         source={"kind": "test"},
-        image_size=8,
+        image_size=size,
         class_names=("pet", "background", "border"),
         normalization=Normalization(scale=1.0, offset=0.0),
         storage=STORAGE,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -104,6 +106,60 @@ def test_project_params_load_with_their_documented_values():
             "got 257",
         ),
         (
+            {"model": {"encoder": "resnet50"}},
+            "model.encoder (read by train) must be one of unet, mobilenet_v2, efficientnet_v2_b0, resnet50_v2, vgg16, "
+            "got 'resnet50'",
+        ),
+        (
+            {"model": {"encoder_weights": "imagenet"}},
+            "model.encoder_weights (read by train) must be none with model.encoder unet (a from-scratch encoder has "
+            "no pretrained weights), got 'imagenet'",
+        ),
+        (
+            {"model": {"encoder": "vgg16", "encoder_weights": "data/vgg16.weights.h5"}},
+            "model.encoder_weights (read by train) must be none, imagenet or a weights file inside "
+            "model.pretrained_dir (models/pretrained, a DVC dependency of train), got 'data/vgg16.weights.h5'",
+        ),
+        (
+            {"model": {"encoder": "vgg16", "encoder_weights": "models/pretrained/missing.weights.h5"}},
+            "model.encoder_weights (read by train) must name an existing Keras weights file (.weights.h5 or .h5), "
+            "got 'models/pretrained/missing.weights.h5'",
+        ),
+        (
+            {"model": {"encoder": "vgg16", "encoder_weights": "models/pretrained/README.md"}},
+            "model.encoder_weights (read by train) must name an existing Keras weights file (.weights.h5 or .h5), "
+            "got 'models/pretrained/README.md'",
+        ),
+        (
+            {"model": {"encoder": "mobilenet_v2", "depth": 6}, "data": {"image_size": 128}},
+            "model.depth (read by train) must be <= 5 with model.encoder mobilenet_v2 (its deepest features are at "
+            "stride 32), got 6",
+        ),
+        (
+            {"model": {"encoder": "efficientnet_v2_b0"}, "data": {"image_size": 16}},
+            "data.image_size (read by prepare) must be >= 32 with model.encoder efficientnet_v2_b0 (the smallest "
+            "input keras.applications builds it for), got 16",
+        ),
+        (
+            {"model": {"encoder": "vgg16", "depth": 5}, "data": {"image_size": 48}},
+            "data.image_size (read by prepare) must be divisible by 2**model.depth = 32, got 48",
+        ),
+        (
+            {"train": {"freeze_encoder_epochs": 2}},
+            "train.freeze_encoder_epochs (read by train) must be 0 with model.encoder unet (only a backbone is "
+            "frozen), got 2",
+        ),
+        (
+            {"model": {"encoder": "vgg16"}, "train": {"freeze_encoder_epochs": 41}},
+            "train.freeze_encoder_epochs (read by train) must be <= 40, got 41",
+        ),
+        (
+            {"model": {"pretrained_dir": "models/export/weights"}},
+            "paths.export (models/export; read by export) contains model.pretrained_dir (models/export/weights): "
+            "outputs must not "
+            "hold inputs",
+        ),
+        (
             {"train": {"jit_compile": True, "deterministic": True}},
             "train.jit_compile (read by train) has no effect while train.deterministic is true "
             "(Keras turns XLA off under op determinism): set one of them to false",
@@ -169,6 +225,15 @@ def test_a_refused_key_names_every_stage_that_reads_it(tmp_path, project_params,
     with pytest.raises(ConfigError) as error:
         load_params(write(tmp_path, merged(project_params, changes)))
     assert str(error.value) == message
+
+
+def test_a_weights_file_inside_the_pretrained_folder_is_the_encoders_start(tmp_path, project_params, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models" / "pretrained").mkdir(parents=True)
+    (tmp_path / "models" / "pretrained" / "vgg16.weights.h5").write_bytes(b"")
+    changes = {"model": {"encoder": "vgg16", "encoder_weights": "models/pretrained/vgg16.weights.h5"}}
+    model = load_params(write(tmp_path, merged(project_params, changes))).model
+    assert model.weights_file == Path("models/pretrained/vgg16.weights.h5")
 
 
 def test_a_one_epoch_run_loads_with_the_default_warm_up_and_does_none(tmp_path, project_params):

@@ -55,6 +55,13 @@ def test_prepare_reads_one_input_folder_whatever_the_source():
     assert [dep for dep in deps if dep.startswith("${")] == ["${paths.checked}", "${data.input}"]
 
 
+def test_train_depends_on_its_data_and_the_folder_encoder_weights_must_lie_in():
+    """A weights file named by model.encoder_weights is refused outside model.pretrained_dir (config.py), so
+    DVC sees every change to the weights train starts from."""
+    deps = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["train"]["deps"]
+    assert [dep for dep in deps if dep.startswith("${")] == ["${paths.prepared}", "${model.pretrained_dir}"]
+
+
 def test_each_stage_lists_the_params_config_says_it_reads():
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     assert {stage: tuple(spec["params"]) for stage, spec in stages.items()} == STAGE_PARAMS

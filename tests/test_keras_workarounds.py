@@ -9,9 +9,11 @@ import logging
 import keras
 import pytest
 import tensorflow as tf
+from keras.src.applications import efficientnet_v2, mobilenet_v2, resnet, vgg16
+from keras.src.utils import file_utils
 
 from segpipe import keras_workarounds
-from segpipe.keras_workarounds import layer_dtype_policy, per_replica_loss
+from segpipe.keras_workarounds import layer_dtype_policy, per_replica_loss, recorded_downloads
 
 
 @pytest.mark.parametrize("name", ["_symbolic_build", "_maybe_symbolic_build"])
@@ -52,3 +54,19 @@ def test_the_layer_dtype_policy_is_put_back_even_after_an_error():
         assert keras.layers.Dense(1).dtype_policy.name == "mixed_bfloat16"
         raise RuntimeError("build failed")
     assert keras.config.dtype_policy().name == before
+
+
+@pytest.mark.parametrize("module", [efficientnet_v2, mobilenet_v2, resnet, vgg16], ids=lambda module: module.__name__)
+def test_the_backbones_still_fetch_their_weights_through_file_utils_get_file(module):
+    assert "file_utils.get_file(" in inspect.getsource(module), f"{module.__name__}: re-check recorded_downloads"
+
+
+def test_a_download_is_recorded_where_keras_keeps_it_and_get_file_is_put_back(tmp_path):
+    get_file = file_utils.get_file
+    with pytest.raises(Exception, match="URL fetch failure"), recorded_downloads() as wanted:
+        file_utils.get_file("x.h5", "http://127.0.0.1:9/x.h5", cache_dir=str(tmp_path), cache_subdir="models")
+    # compared as values: another test reloads keras_workarounds, which makes a new Download class
+    assert [(download.path, download.origin) for download in wanted] == [
+        (tmp_path / "models" / "x.h5", "http://127.0.0.1:9/x.h5")
+    ]
+    assert file_utils.get_file is get_file

@@ -242,3 +242,22 @@ def test_sigterm_stops_a_worker_mid_training_and_the_other_in_one_line(trained, 
         other.strip().splitlines()[-1],
     )
     assert "Traceback" not in chief + other
+
+
+@pytest.mark.slow
+def test_two_workers_fine_tune_a_backbone_to_the_weights_the_chief_saved(tmp_path):
+    # Epoch 1 with the encoder frozen, epoch 2 with it trained: the step is traced again on both workers.
+    params = merged(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY)
+    params["model"].update(encoder="mobilenet_v2")
+    params["train"].update(epochs=2, freeze_encoder_epochs=1, loss_function="cross_entropy", mixed_precision="off")
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "params.yaml").write_text(yaml.safe_dump(params))
+    assert run_script("stages/prepare.py", tmp_path / "base").returncode == 0
+    projects = [shutil.copytree(tmp_path / "base", tmp_path / name) for name in ("chief", "other")]
+    logs = [tmp_path / "chief.log", tmp_path / "other.log"]
+    codes = run_workers(projects, logs)
+    texts = [log.read_text() for log in logs]
+    assert codes == [0, 0], "\n\n".join(text[-3000:] for text in texts)
+    saved = weights_digest(load_model(projects[0] / "models" / "model.keras"))
+    assert [DIGEST.findall(text) for text in texts] == [[saved], [saved]]
+    assert all("epoch 2: encoder trained from now on" in text for text in texts)

@@ -111,3 +111,25 @@ def test_ctrl_c_stops_training_in_one_line_and_a_rerun_resumes_after_the_saved_e
     assert not (project / "models" / "model.keras").exists()
     assert f"resuming from the backup in models/.backup after epoch {saved}" in stage(project, "train").stderr
     assert (project / "models" / "model.keras").is_file()
+
+
+def test_a_killed_fine_tuning_run_resumes_in_its_phase_to_the_same_weights(prepared_project, tmp_path):
+    # The encoder is frozen for epochs 1-2: a run killed after either phase began resumes in the right one.
+    def fine_tuning(project):
+        params = yaml.safe_load((project / "params.yaml").read_text())
+        params["model"].update(encoder="mobilenet_v2")
+        params["train"].update(freeze_encoder_epochs=2)
+        (project / "params.yaml").write_text(yaml.safe_dump(params))
+        return project
+
+    straight = fine_tuning(copy_project(prepared_project, tmp_path / "straight"))
+    assert "epoch 3: encoder trained from now on" in stage(straight, "train").stderr
+
+    resumed = fine_tuning(copy_project(prepared_project, tmp_path / "resumed"))
+    run = start_script("stages/train.py", resumed)
+    wait_for_backed_up_epoch(run, resumed / "models" / ".backup" / "run.json", 2)
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    log = stage(resumed, "train").stderr
+    assert "resuming from the backup" in log
+    assert (resumed / "models/model.keras").read_bytes() == (straight / "models/model.keras").read_bytes()

@@ -35,6 +35,7 @@ BACKUP_WEIGHTS = "latest.weights.h5"
 FINGERPRINTED_MODULES = (
     "augment",
     "divergence",
+    "encoders",
     "input_pipeline",
     "keras_workarounds",
     "losses",

@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Literal
 import yaml
 
 from segpipe.errors import ConfigError, ParamError
-from segpipe.typed import did_you_mean, from_mapping
+from segpipe.typed import choices, did_you_mean, from_mapping
 
 EMBEDDED_DATASET = "synthetic_pets"
 EMBEDDED_VERSION = "1.0.0"  # the one version of the embedded dataset (synthetic_pets.py builds it)
@@ -36,6 +36,8 @@ Precision = Literal["off", "float16", "bfloat16"]  # one Keras dtype policy each
 MixedPrecision = Literal[Precision, "auto"]  # auto: the Precision this machine runs fastest
 TfliteQuantization = Literal["none", "float16", "dynamic_range"]
 Tta = Literal["none", "flip"]
+Encoder = Literal["unet", "mobilenet_v2", "efficientnet_v2_b0", "resnet50_v2", "vgg16"]  # unet: from scratch
+EncoderWeights = Literal["none", "imagenet"]  # or the path of a Keras weights file in model.pretrained_dir
 
 _FIGURE = {"figure": True}  # marks the paths of PNG figures (visualize's outputs, the report's images)
 # Upper bounds, far above any sane value: an absurd one is refused at load instead of exhausting memory.
@@ -44,6 +46,8 @@ MAX_EXAMPLES = 1_000_000
 MAX_BATCH = 65_536
 MAX_SEED = 2**32 - 1  # what numpy and Keras accept
 MAX_CLASSES = 256  # masks and predictions are 8-bit class ids (palette PNGs)
+BACKBONE_MIN_SIDE = 32  # the smallest input keras.applications builds each of our backbones for
+BACKBONE_MAX_DEPTH = 5  # a backbone's deepest features are at stride 32
 # Folders no output may be written into: the code, git's and DVC's own state.
 _RESERVED = (".git", ".dvc", "src", "stages", "tests", "benchmarks")
 # The params each stage reads, as dvc.yaml lists them (tests/test_dvc_yaml.py checks that they agree); the
@@ -239,12 +243,56 @@ class ModelConfig:
     batch_norm: bool
     batch_norm_momentum: float
     dropout: float
+    encoder: Encoder = "unet"  # defaults for code that builds a from-scratch U-Net (params.yaml lists every key)
+    encoder_weights: str = "none"  # an EncoderWeights, or a path
+    pretrained_dir: str = "models/pretrained"
+
+    @property
+    def has_backbone(self) -> bool:
+        return self.encoder != "unet"
+
+    @property
+    def weights_file(self) -> Path | None:
+        """The weights file `encoder_weights` names, None for `none` and `imagenet`."""
+        return None if self.encoder_weights in choices(EncoderWeights) else Path(self.encoder_weights)
 
     def validate(self, key: str) -> None:
+        check_path_text(f"{key}.pretrained_dir", self.pretrained_dir)
+        check_path_text(f"{key}.encoder_weights", self.encoder_weights)
+        if not self.has_backbone and self.encoder_weights != "none":
+            raise ParamError(
+                f"{key}.encoder_weights",
+                f"must be none with {key}.encoder unet (a from-scratch encoder has no pretrained weights), "
+                f"got {self.encoder_weights!r}",
+            )
+        if self.weights_file is not None:
+            self._check_weights_file(key, self.weights_file)
         _in_range(f"{key}.depth", self.depth, 1, 8)
+        if self.has_backbone and self.depth > BACKBONE_MAX_DEPTH:
+            raise ParamError(
+                f"{key}.depth",
+                f"must be <= {BACKBONE_MAX_DEPTH} with {key}.encoder {self.encoder} (its deepest features are at "
+                f"stride {2**BACKBONE_MAX_DEPTH}), got {self.depth}",
+            )
         _in_range(f"{key}.base_filters", self.base_filters, 1, 1024)
         _in_interval(f"{key}.batch_norm_momentum", self.batch_norm_momentum, "(0, 1)")
         _in_interval(f"{key}.dropout", self.dropout, "[0, 1)")
+
+    def _check_weights_file(self, key: str, path: Path) -> None:
+        """A weights file must lie in `pretrained_dir`, which train depends on (dvc.yaml): DVC re-runs train when
+        it changes. Keras reads legacy .h5 files and its own .weights.h5."""
+        folder = Path(self.pretrained_dir).resolve()
+        if folder not in path.resolve().parents:
+            raise ParamError(
+                f"{key}.encoder_weights",
+                f"must be none, imagenet or a weights file inside {key}.pretrained_dir ({self.pretrained_dir}, "
+                f"a DVC dependency of train), got {str(path)!r}",
+            )
+        if path.suffix != ".h5" or not path.is_file():
+            raise ParamError(
+                f"{key}.encoder_weights",
+                f"must name an existing Keras weights file (.weights.h5 or .h5), got {str(path)!r}",
+            )
 
 
 @dataclass(frozen=True)
@@ -267,6 +315,7 @@ class TrainConfig:
     warmup_epochs: int
     loss_function: LossName
     early_stopping_patience: int
+    freeze_encoder_epochs: int
     augment: AugmentConfig
     seed: int
     deterministic: bool
@@ -289,6 +338,7 @@ class TrainConfig:
             raise ParamError(f"{key}.learning_rate", f"must be > 0, got {self.learning_rate}")
         _in_range(f"{key}.warmup_epochs", self.warmup_epochs, 0, 100_000)
         _in_range(f"{key}.early_stopping_patience", self.early_stopping_patience, 0, 100_000)
+        _in_range(f"{key}.freeze_encoder_epochs", self.freeze_encoder_epochs, 0, self.epochs)
         _in_range(f"{key}.seed", self.seed, 0, MAX_SEED)
         self.augment.validate(f"{key}.augment")
         _in_interval(f"{key}.cluster_timeout", self.cluster_timeout, "(0, 86400]", " seconds")
@@ -350,12 +400,25 @@ class Params:
             raise ParamError(
                 "data.image_size", f"must be divisible by 2**model.depth = {factor}, got {self.data.image_size}"
             )
+        if self.model.has_backbone and self.data.image_size < BACKBONE_MIN_SIDE:
+            raise ParamError(
+                "data.image_size",
+                f"must be >= {BACKBONE_MIN_SIDE} with model.encoder {self.model.encoder} (the smallest input "
+                f"keras.applications builds it for), got {self.data.image_size}",
+            )
+        if self.train.freeze_encoder_epochs and not self.model.has_backbone:
+            raise ParamError(
+                "train.freeze_encoder_epochs",
+                "must be 0 with model.encoder unet (only a backbone is frozen), "
+                f"got {self.train.freeze_encoder_epochs}",
+            )
 
     def _check_outputs_spare_inputs(self) -> None:
         """No output may be, contain or lie inside a folder the pipeline reads from (links resolved)."""
         inputs = {
             "data.input": self.data.input,
             "data.tfds_data_dir": self.data.tfds_data_dir,
+            "model.pretrained_dir": self.model.pretrained_dir,
         }
         for name, output in self.paths.outputs().items():
             target = Path(output).resolve()

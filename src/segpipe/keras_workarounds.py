@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import keras
 import tensorflow as tf
+from keras.src.backend import config as keras_backend_config
+from keras.src.utils import file_utils
 
 log = logging.getLogger(__name__)
 
@@ -75,3 +80,32 @@ def layer_dtype_policy(name: str) -> Iterator[None]:
         yield
     finally:
         keras.config.set_dtype_policy(previous)
+
+
+@dataclass(frozen=True)
+class Download:
+    path: Path  # where Keras keeps (or would keep) the file
+    origin: str  # where Keras downloads it from
+
+
+@contextlib.contextmanager
+def recorded_downloads() -> Iterator[list[Download]]:
+    """Record every file `keras.applications` asks for inside: they fetch ImageNet weights with
+    `keras.src.utils.file_utils.get_file` (keras 3.15.1), which names neither the file nor the folder when a
+    download fails. The folder is worked out as get_file does: `cache_dir` (default KERAS_HOME, else ~/.keras),
+    or /tmp/.keras when that is not writable, then `cache_subdir`."""
+    wanted: list[Download] = []
+    get_file = file_utils.get_file
+
+    def recording_get_file(fname=None, origin=None, *args, cache_dir=None, cache_subdir="datasets", **kwargs):
+        base = os.path.expanduser(cache_dir or keras_backend_config.keras_home())
+        if not os.access(base, os.W_OK):
+            base = os.path.join("/tmp", ".keras")
+        wanted.append(Download(Path(base) / cache_subdir / str(fname), str(origin)))
+        return get_file(fname, origin, *args, cache_dir=cache_dir, cache_subdir=cache_subdir, **kwargs)
+
+    file_utils.get_file = recording_get_file
+    try:
+        yield wanted
+    finally:
+        file_utils.get_file = get_file

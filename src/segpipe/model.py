@@ -1,4 +1,5 @@
-"""A U-Net built from reusable down- and up-sampling blocks (Keras functional API)."""
+"""A U-Net built from reusable down- and up-sampling blocks (Keras functional API), its encoder from scratch
+or a keras.applications backbone (encoders.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from keras import layers
 
 from segpipe import atomic
 from segpipe.config import ModelConfig
+from segpipe.encoders import encoder_features
 from segpipe.errors import DataError
 from segpipe.keras_workarounds import layer_dtype_policy
 from segpipe.prepared import Normalization, PreparedData
@@ -37,8 +39,11 @@ def downsample_block(x, filters: int, config: ModelConfig):
 
 
 def upsample_block(x, skip, filters: int, config: ModelConfig):
-    """Double the resolution of `x`, concatenate the matching skip, and convolve."""
+    """Double the resolution of `x`, concatenate the matching skip (if any: a backbone has none at full
+    resolution), and convolve."""
     x = layers.Conv2DTranspose(filters, 2, strides=2, padding="same")(x)
+    if skip is None:
+        return conv_block(x, filters, config)
     x = layers.Concatenate()([x, skip])
     if config.dropout:
         x = layers.Dropout(config.dropout)(x)
@@ -51,12 +56,16 @@ def build_unet(
     config: ModelConfig,
     normalization: Normalization,
     dtype_policy: str = "float32",
+    with_encoder_weights: bool = True,
 ) -> keras.Model:
     """U-Net taking uint8-range RGB images and returning per-pixel float32 logits.
 
-    Its layers compute under `dtype_policy` (e.g. "mixed_bfloat16"), all but the logits layer.
+    Its layers compute under `dtype_policy` (e.g. "mixed_bfloat16"), all but the logits layer. A backbone
+    encoder starts from `config.encoder_weights`, or from random init without `with_encoder_weights`.
     """
     with layer_dtype_policy(dtype_policy):
+        if config.has_backbone:
+            return _backbone_unet(image_size, num_classes, config, with_encoder_weights)
         return _unet(image_size, num_classes, config, normalization)
 
 
@@ -72,6 +81,18 @@ def _unet(image_size: int, num_classes: int, config: ModelConfig, normalization:
         x = upsample_block(x, skips[level], config.base_filters * 2**level, config)
     logits = layers.Conv2D(num_classes, 1, dtype="float32", name="logits")(x)
     return keras.Model(inputs, logits, name="unet")
+
+
+def _backbone_unet(image_size: int, num_classes: int, config: ModelConfig, with_weights: bool) -> keras.Model:
+    """The backbone's features joined by the U-Net's decoder: at stride 2**level, `base_filters * 2**level`
+    filters, as in the from-scratch U-Net (the backbone normalizes its input itself)."""
+    inputs = keras.Input((image_size, image_size, 3), name="image")
+    features = encoder_features(inputs, image_size, config, with_weights)
+    x = features[2**config.depth]
+    for level in reversed(range(config.depth)):
+        x = upsample_block(x, features.get(2**level), config.base_filters * 2**level, config)
+    logits = layers.Conv2D(num_classes, 1, dtype="float32", name="logits")(x)
+    return keras.Model(inputs, logits, name=f"unet_{config.encoder}")
 
 
 MODEL_CARD = "segpipe.json"  # inside the .keras archive (Keras ignores it): what a user of the model needs

@@ -19,6 +19,7 @@ from segpipe import backup, training_log
 from segpipe.config import ModelConfig, TrainConfig
 from segpipe.distribution import check_every_replica_gets_examples, distribution_strategy, sharded_by_data
 from segpipe.divergence import DivergenceGuard, TrainingDiverged
+from segpipe.encoders import ENCODER
 from segpipe.errors import PipelineError
 from segpipe.input_pipeline import training_dataset
 from segpipe.keras_workarounds import build_from_specs
@@ -76,6 +77,8 @@ def train_model(
     start_epoch = backup.resume_epoch(run.backup_dir, fingerprint, run.exact) if run.backup_dir else 0
     guard = DivergenceGuard()
     callbacks = [guard, *_callbacks(train, live_dir, run.backup_dir, fingerprint, start_epoch)]
+    if train.freeze_encoder_epochs:
+        callbacks.insert(0, EncoderFreeze(model.get_layer(ENCODER), train.freeze_encoder_epochs))
     history = _fit(model, prepared, train, run, callbacks, guard, start_epoch)
     if guard.diverged:
         if run.backup_dir is not None:
@@ -113,10 +116,12 @@ def _compiled_unet(prepared: PreparedData, model_config: ModelConfig, train: Tra
     with run.strategy.scope():
         model = build_unet(prepared.image_size, prepared.num_classes, model_config, prepared.normalization, run.policy)
         compile_model(model, prepared.num_classes, train, prepared.steps_per_epoch(train.batch_size), run.policy)
+        if train.freeze_encoder_epochs:  # for every variable, those the encoder gets when it is trained too
+            model.optimizer.build(model.trainable_variables)
     if run.multi_worker:
         # Keras 3 keeps each replica's batch-norm moving statistics apart (aggregation "none"): every worker
         # would end with its own. Synchronized, they follow the global batch, as in one process, and agree.
-        for layer in model.layers:
+        for layer in _all_layers(model):  # a backbone's are inside the nested encoder model
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.synchronized = True
     log.info(
@@ -126,6 +131,34 @@ def _compiled_unet(prepared: PreparedData, model_config: ModelConfig, train: Tra
         run.policy,
     )
     return model
+
+
+def _all_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """The model's layers and those of the models nested in it."""
+    found = []
+    for layer in model.layers:
+        found += [layer, *(_all_layers(layer) if isinstance(layer, keras.Model) else [])]
+    return found
+
+
+class EncoderFreeze(keras.callbacks.Callback):
+    """The encoder frozen for the first `epochs` epochs (its batch norm in inference mode too: Keras's
+    `trainable = False`), trained from then on. The phase is a function of the epoch alone, so a resumed run
+    is in the right one; the saved model has its encoder trainable either way."""
+
+    def __init__(self, encoder: keras.Model, epochs: int):
+        super().__init__()
+        self.encoder, self.epochs = encoder, epochs
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        trainable = epoch >= self.epochs
+        if self.encoder.trainable != trainable:
+            self.encoder.trainable = trainable
+            self.model.make_train_function(force=True)  # traced again: the step's variables changed
+            log.info("epoch %d: encoder %s", epoch + 1, "trained from now on" if trainable else "frozen")
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        self.encoder.trainable = True
 
 
 def _callbacks(
@@ -204,7 +237,9 @@ def _first_cause(error: tf.errors.OpError) -> str:
 
 def float32_twin(model: keras.Model, prepared: PreparedData, model_config: ModelConfig) -> keras.Model:
     """The same U-Net computing in float32, holding `model`'s weights (kept in float32 by any policy)."""
-    twin = build_unet(prepared.image_size, prepared.num_classes, model_config, prepared.normalization)
+    twin = build_unet(
+        prepared.image_size, prepared.num_classes, model_config, prepared.normalization, with_encoder_weights=False
+    )
     twin.set_weights(model.get_weights())
     return twin
 
