@@ -45,3 +45,20 @@ def test_quick_inference_benchmark_prints_tta_and_every_format(tmp_path):
     assert "| none |" in out and "| flip |" in out
     for name in ("Keras (.keras)", "SavedModel", "ONNX", "LiteRT, float32", "LiteRT, float16 weights", "LiteRT, int8"):
         assert f"| {name}" in out
+
+
+def test_quick_encoder_benchmark_compares_scratch_backbones_and_a_pretrained_trunk(tmp_path):
+    import keras
+
+    weights = tmp_path / "vgg16.weights.h5"  # random: the smoke run needs the file, not what it learned
+    keras.applications.VGG16(weights=None, include_top=False, input_shape=(None, None, 3)).save_weights(weights)
+    args = ("--quick", "--folder", str(pets(tmp_path)), "--vgg16-weights", str(weights), "--encoders", "mobilenet_v2")
+    out = run_benchmark_script("benchmarks/encoders.py", *args)
+    assert "| encoder | params | fwd GFLOPs/img | train img/s | train wall s | pixel acc | mean IoU | fg IoU |" in out
+    for row in (
+        "unet (project default), from scratch | 0.49M",
+        "mobilenet_v2, random init",
+        "vgg16, HED trunk, frozen",
+    ):
+        assert f"| {row}" in out
+    assert "no row used ImageNet weights" in out
