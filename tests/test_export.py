@@ -18,7 +18,6 @@ from segpipe.prepared import Normalization
 from tests.helpers import script_env
 
 pytestmark = pytest.mark.slow
-
 CONFIG = ModelConfig(depth=2, base_filters=8, batch_norm=True, batch_norm_momentum=0.9, dropout=0.0)
 CLASSES = ("sky", "road", "car")
 
@@ -62,12 +61,6 @@ def test_model_info_names_the_classes_for_predict(exported):
     info = json.loads((root / "export" / MODEL_INFO).read_text())
     assert info["class_names"] == list(CLASSES)
     assert class_names_for(open_predictor(root / "export" / LITERT)) == CLASSES
-
-
-def test_a_keras_model_names_its_classes_without_any_file_beside_it(exported, tmp_path):
-    root, _ = exported
-    (tmp_path / "model.keras").write_bytes((root / "model.keras").read_bytes())
-    assert class_names_for(open_predictor(tmp_path / "model.keras")) == CLASSES
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,10 @@ from tests.helpers import Repo, tiny_project
 
 pytestmark = pytest.mark.slow
 
+
 S3_EXTRA = importlib.util.find_spec("dvc_s3") and importlib.util.find_spec("moto")
+
+
 S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 
 

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from segpipe.inference import open_predictor
 from segpipe.prepared import open_prepared
-from tests.helpers import Repo, tiny_project
+from tests.helpers import ROOT, Repo, script_env, tiny_project
 
 pytestmark = pytest.mark.slow
-
 STAGES = {"check", "prepare", "train", "evaluate", "visualize", "export"}
 
 
@@ -288,3 +288,15 @@ def test_a_users_file_at_an_output_path_survives_dvc_repro(clean_repo):
     ) in output
     assert (clean_repo.root / "notes" / "results.json").read_text() == '{"mine": true}'
     shutil.rmtree(clean_repo.root / "notes")
+
+
+def test_the_check_stage_writes_the_same_bytes_every_time(tmp_path, project_params):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(project_params))
+    written = []
+    for _ in range(2):
+        subprocess.run(
+            [sys.executable, str(ROOT / "stages" / "check.py")], cwd=tmp_path, env=script_env(), check=True, timeout=120
+        )
+        written.append((tmp_path / "data" / "checked.json").read_bytes())
+    assert written[0] == written[1]
+    assert json.loads(written[0]) == {"params": "valid"}
