@@ -126,6 +126,14 @@ class Repo:
         self.run("git", "reset", "-q", "--hard")
         self.dvc("checkout", "--force")
 
+    def copy(self, target: Path) -> Repo:
+        """This repository copied to `target`: workspace, git history and DVC cache (not DVC's transient
+        .dvc/tmp: locks, and file hashes it recomputes)."""
+        shutil.copytree(
+            self.root, target, ignore=lambda folder, _: ["tmp"] if Path(folder) == self.root / ".dvc" else []
+        )
+        return Repo(target)
+
 
 def tiny_project(root: Path) -> Repo:
     """The project's pipeline files copied to `root`, with the tiny params, in a git repository

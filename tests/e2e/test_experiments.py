@@ -12,21 +12,22 @@ import time
 import pytest
 import yaml
 
-from tests.helpers import Repo, tiny_project
+from tests.helpers import Repo
 
 pytestmark = pytest.mark.slow
 SWEEP = {"0.001", "0.002", "0.004"}
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Repo:
-    return tiny_project(tmp_path_factory.mktemp("experiments"))
+def repo(first_run, tmp_path_factory) -> Repo:
+    """The tiny project with the one-epoch experiment committed as the baseline (a copy of the session's first run)."""
+    return first_run.repo.copy(tmp_path_factory.mktemp("experiments") / "repo")
 
 
 @pytest.fixture(scope="module")
-def one_epoch_run(repo) -> str:
+def one_epoch_run(first_run) -> str:
     """What the first experiment a user tries prints (the project default train.warmup_epochs is 1)."""
-    return repo.dvc("exp", "run", "-S", "train.epochs=1")
+    return first_run.output
 
 
 def test_a_one_epoch_experiment_runs_with_the_default_warm_up(one_epoch_run):
@@ -53,8 +54,7 @@ def wait_for_the_queue(repo: Repo, timeout: float = 1800) -> str:
     raise AssertionError(f"the queue did not finish in {timeout} s:\n{status}")
 
 
-def test_a_queued_sweep_runs_compares_in_120_columns_and_the_best_applies(repo, one_epoch_run):
-    repo.commit("baseline: one epoch")
+def test_a_queued_sweep_runs_compares_in_120_columns_and_the_best_applies(repo):
     repo.dvc("exp", "run", "--queue", "-S", "train.learning_rate=0.001,0.002,0.004")
     repo.dvc("queue", "start")
     status = wait_for_the_queue(repo)
