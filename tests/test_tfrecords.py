@@ -1,4 +1,4 @@
-"""TFRecord shards and prepared data: exact round trip, shard layout, storage size, samples."""
+"""The TFRecord format (tfrecords.py): an exact round trip in order, the shard layout, the storage size."""
 
 from __future__ import annotations
 
