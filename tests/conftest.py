@@ -1,10 +1,11 @@
-"""Fixtures: the project's own params, and the tiny configuration that trains in seconds."""
+"""Fixtures: the project's own params, and the tiny configuration that trains in seconds (as a mapping and typed)."""
 
 from __future__ import annotations
 
 import pytest
 import yaml
 
+from segpipe.config import Params, params_from_dict
 from tests.helpers import ROOT, TINY, merged
 
 
@@ -17,3 +18,9 @@ def project_params() -> dict:
 @pytest.fixture
 def tiny_params(project_params: dict) -> dict:
     return merged(project_params, TINY)
+
+
+@pytest.fixture
+def tiny_config(tiny_params: dict) -> Params:
+    """The tiny configuration, typed."""
+    return params_from_dict(tiny_params)

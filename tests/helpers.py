@@ -1,14 +1,18 @@
-"""What the tests share: the tiny configuration, running scripts, and tiny on-disk datasets in the
-layouts and file quirks of real data."""
+"""What the tests share: the tiny configuration and params, running scripts, free ports, and tiny on-disk
+datasets in the layouts and file quirks of real data."""
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import re
 import shutil
+import socket
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +20,7 @@ import yaml
 from PIL import Image
 
 from segpipe import tfrecords
+from segpipe.config import DataConfig, Params, params_from_dict
 from segpipe.prepared import SPLITS, STORAGE, Normalization, PreparedData, Split, Splits
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,6 +47,11 @@ def merged(base: dict, changes: dict) -> dict:
     for key, value in changes.items():
         result[key] = merged(result.get(key, {}), value) if isinstance(value, dict) else value
     return result
+
+
+def params_with(changes: dict) -> Params:
+    """The project's params.yaml with the nested `changes` applied, typed but not yet validated."""
+    return params_from_dict(merged(yaml.safe_load((ROOT / "params.yaml").read_text()), changes))
 
 
 def script_env() -> dict[str, str]:
@@ -117,6 +127,14 @@ class Repo:
         self.run("git", "reset", "-q", "--hard")
         self.dvc("checkout", "--force")
 
+    def copy(self, target: Path) -> Repo:
+        """This repository copied to `target`: workspace, git history and DVC cache (not DVC's transient
+        .dvc/tmp: locks, and file hashes it recomputes)."""
+        shutil.copytree(
+            self.root, target, ignore=lambda folder, _: ["tmp"] if Path(folder) == self.root / ".dvc" else []
+        )
+        return Repo(target)
+
 
 def tiny_project(root: Path) -> Repo:
     """The project's pipeline files copied to `root`, with the tiny params, in a git repository
@@ -169,6 +187,24 @@ def write_tiny_prepared(folder: Path, per_split: int = 1, size: int = 8) -> Prep
     return prepared
 
 
+def random_examples(count: int, size: int):
+    """`count` random `size`×`size` images with masks of class ids 0..2, named img_0.png, img_1.png, ..."""
+    rng = np.random.default_rng(1)
+    for index in range(count):
+        image = rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8)
+        mask = rng.integers(0, 3, size=(size, size, 1), dtype=np.uint8)
+        yield image, mask, f"img_{index}.png"
+
+
+def prepared_test_split(tmp_path: Path, originals, size: int, shard_size: int) -> PreparedData:
+    """Tiny prepared data whose test split holds `originals`, in shards of `shard_size`."""
+    base = write_tiny_prepared(tmp_path / "prepared")
+    records = (tfrecords.serialize_example(*example) for example in originals)
+    written, names = tfrecords.write_shards(base.folder, "test", records, shard_size)
+    splits = dataclasses.replace(base.splits, test=Split(count=written, shards=tuple(names)))
+    return dataclasses.replace(base, image_size=size, splits=splits)
+
+
 def trimap(height: int, width: int) -> np.ndarray:
     """A pet square (1) with a border ring (3) on background (2)."""
     mask = np.full((height, width), 2, dtype=np.uint8)
@@ -186,6 +222,20 @@ def save_image(path: Path, mode: str, size: tuple[int, int] = (24, 20)) -> None:
         image.convert("P").save(path, format="GIF")
     else:
         image.convert(mode).save(path, format=formats[mode], quality=95)
+
+
+def png_header_claiming(width: int, height: int) -> bytes:
+    """A PNG file whose header claims `width`×`height` pixels but that holds no pixel data."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+# Every image mode the real archives hold (PNG and GIF data behind .jpg names included), by a name for the file.
+QUIRKY = {"rgb": "RGB", "gray": "L", "cmyk": "CMYK", "rgba_png": "RGBA", "palette_png": "P", "palette_gif": "GIF"}
 
 
 def write_oxford_folder(
@@ -219,6 +269,44 @@ def write_masks_folder(root: Path, count: int, num_classes: int, size: int = 20)
         Image.fromarray(np.stack([colours, 255 - colours, colours], axis=-1)).save(root / "images" / f"img_{index}.png")
         Image.fromarray(mask).save(root / "masks" / f"img_{index}.png")
     return root
+
+
+def masks_set(root: Path, count: int = 4) -> Path:
+    """A masks-layout folder of `count` striped examples of three classes."""
+    return write_masks_folder(root, count=count, num_classes=3)
+
+
+def folder_source(path: Path, layout: str = "oxford", **folder_changes) -> dict:
+    """The `data` params that read the image folder `path` in `layout`."""
+    return {"source": "folder", "input": str(path), "folder": {"layout": layout, **folder_changes}}
+
+
+def data_config(project_params: dict, **data_changes) -> DataConfig:
+    """The validated data config of `project_params` at 16 px, with `data_changes`."""
+    params = params_from_dict(merged(project_params, {"data": {"image_size": 16, **data_changes}}))
+    params.validate()
+    return params.data
+
+
+def folder_data(root: Path, **changes) -> DataConfig:
+    """The validated data config of the tiny params reading the masks folder `root` (classes a, b, c, half held
+    out for test)."""
+    folder = {"layout": "masks", "class_names": ["a", "b", "c"], "test_fraction": 0.5}
+    params = params_with(merged(TINY, {"data": {"source": "folder", "input": str(root), "folder": folder, **changes}}))
+    params.validate()
+    return params.data
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports free on 127.0.0.1 (chosen by the OS, released just before the workers bind them)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def dotted_leaves(mapping: dict, prefix: str = "") -> list[str]:

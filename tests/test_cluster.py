@@ -1,5 +1,5 @@
 """TF_CONFIG read and checked, and the bounded wait of each worker for the others (docs/scaling.md); the
-two-process runs are in test_multiworker.py."""
+two-process runs are in e2e/test_multiworker.py."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from segpipe.cluster import EXAMPLE, Cluster, cluster_from_environment, wait_for_the_others
 from segpipe.errors import ConfigError, PipelineError
-from tests.test_multiworker import free_ports
+from tests.helpers import free_ports
 
 SEE = "(see docs/scaling.md)"
 

@@ -1,4 +1,5 @@
-"""params.yaml is validated once, at load, and every error names the key at fault."""
+"""params.yaml is validated once, at load, and every error names the key at fault: values, output paths,
+dataset versions."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from segpipe.optimization import LR_SCHEDULES
 from segpipe.precision import PRECISION_POLICIES
 from segpipe.sources import LAYOUTS
 from segpipe.typed import choices
-from tests.helpers import ROOT, merged
+from tests.helpers import ROOT, merged, params_with
 
 
 def write(tmp_path, params: dict):
@@ -343,3 +344,119 @@ def test_integer_is_accepted_where_a_float_is_expected(project_params):
 )
 def test_every_allowed_choice_has_exactly_one_implementation(registry, choice):
     assert sorted(registry) == sorted(choices(choice))
+
+
+def validated(changes: dict):
+    params = params_with(changes)
+    params.validate()
+    return params
+
+
+def refusal(changes: dict) -> str:
+    with pytest.raises(ConfigError) as error:
+        validated(changes)
+    return str(error.value)
+
+
+def test_an_output_through_a_link_out_of_the_project_is_refused(tmp_path, monkeypatch):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (tmp_path / "project" / "data").mkdir(parents=True)
+    (tmp_path / "project" / "data" / "out_link").symlink_to(outside)
+    monkeypatch.chdir(tmp_path / "project")
+    assert refusal({"paths": {"eval_metrics": "data/out_link/evaluate.json"}}) == (
+        f"paths.eval_metrics (data/out_link/evaluate.json) leads through a link to {outside / 'evaluate.json'}, "
+        "outside the project or into .git, .dvc, src, stages, tests, benchmarks: outputs must stay inside it"
+    )
+
+
+def test_an_output_linked_into_the_code_is_refused(tmp_path, monkeypatch):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "plots").symlink_to(tmp_path / "src")
+    monkeypatch.chdir(tmp_path)
+    assert refusal({"paths": {"confusion": "plots/confusion.csv"}}).startswith(
+        f"paths.confusion (plots/confusion.csv) leads through a link to {tmp_path / 'src' / 'confusion.csv'}, "
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "output", "message"),
+    [
+        (
+            {"input": "data/manual"},
+            "data/manual/images.tar.gz",
+            "paths.model (data/manual/images.tar.gz) is inside data.input (data/manual)",
+        ),
+        (
+            {"tfds_data_dir": "data/tfds"},
+            "data/tfds/model.keras",
+            "paths.model (data/tfds/model.keras) is inside data.tfds_data_dir (data/tfds)",
+        ),
+        (
+            {"source": "folder", "input": "data/input"},
+            "data/input/cat.keras",
+            "paths.model (data/input/cat.keras) is inside data.input (data/input)",
+        ),
+    ],
+)
+def test_an_output_inside_an_input_folder_is_refused(data, output, message):
+    assert refusal({"data": data, "paths": {"model": output}}) == f"{message}: outputs must not be written among inputs"
+
+
+@pytest.mark.parametrize(
+    ("changes", "key"),
+    [
+        ({"paths": {"model": "models/a\x00b.keras"}}, "paths.model"),
+        ({"data": {"input": "data/im\x00ages"}}, "data.input"),
+        ({"data": {"tfds_data_dir": "data/\x00"}}, "data.tfds_data_dir"),
+    ],
+)
+def test_a_path_with_a_nul_byte_is_refused_naming_the_key(changes, key):
+    assert refusal(changes).startswith(f"{key} holds a NUL byte (")
+    assert refusal(changes).endswith("): not a usable path")
+
+
+@pytest.mark.parametrize(
+    ("dataset", "message"),
+    [
+        (
+            "synthetic_pets:9.9.9",
+            "data.dataset asks for version '9.9.9' of synthetic_pets, which has 1.0.0: write synthetic_pets:1.0.0 "
+            "(or synthetic_pets for its latest)",
+        ),
+        (
+            "oxford_iiit_pet:1.0.0",
+            "data.dataset asks for version '1.0.0' of oxford_iiit_pet, which has 4.0.0: write oxford_iiit_pet:4.0.0 "
+            "(or oxford_iiit_pet for its latest)",
+        ),
+        (
+            "synthetic_pets:",
+            "data.dataset asks for version '' of synthetic_pets, which has 1.0.0: write synthetic_pets:1.0.0 "
+            "(or synthetic_pets for its latest)",
+        ),
+    ],
+)
+def test_a_dataset_version_that_does_not_exist_names_those_that_do(dataset, message):
+    assert refusal({"data": {"dataset": dataset}}) == message
+
+
+def test_a_dataset_without_version_takes_its_latest():
+    assert validated({"data": {"dataset": "oxford_iiit_pet"}}).data.dataset_version is None
+
+
+@pytest.mark.parametrize(
+    ("paths", "message"),
+    [
+        ({"backup": "data"}, "paths.backup (data) overlaps paths.checked (data/checked.json): outputs must be apart"),
+        ({"model": "/tmp/model.keras"}, "paths.model must be a relative path inside the project"),
+        ({"export": "../elsewhere"}, "paths.export must be a relative path inside the project"),
+        ({"live": "."}, "paths.live must be a relative path inside the project"),
+        ({"prepared": "src/prepared"}, "paths.prepared must be a relative path inside the project"),
+        ({"confusion": "plots/image_iou.csv"}, "paths.confusion (plots/image_iou.csv) overlaps paths.image_iou"),
+        ({"prepared": "data", "checked": "models/checked.json"}, "paths.prepared (data) contains data.input"),
+    ],
+)
+def test_output_paths_that_could_destroy_data_are_refused_at_load(paths, message):
+    with pytest.raises(ConfigError) as error:
+        params_with({"paths": paths}).validate()
+    assert str(error.value).startswith(message)

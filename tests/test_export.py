@@ -18,7 +18,6 @@ from segpipe.prepared import Normalization
 from tests.helpers import script_env
 
 pytestmark = pytest.mark.slow
-
 CONFIG = ModelConfig(depth=2, base_filters=8, batch_norm=True, batch_norm_momentum=0.9, dropout=0.0)
 CLASSES = ("sky", "road", "car")
 
@@ -64,12 +63,6 @@ def test_model_info_names_the_classes_for_predict(exported):
     assert class_names_for(open_predictor(root / "export" / LITERT)) == CLASSES
 
 
-def test_a_keras_model_names_its_classes_without_any_file_beside_it(exported, tmp_path):
-    root, _ = exported
-    (tmp_path / "model.keras").write_bytes((root / "model.keras").read_bytes())
-    assert class_names_for(open_predictor(tmp_path / "model.keras")) == CLASSES
-
-
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
@@ -87,40 +80,47 @@ def test_a_broken_model_info_beside_a_served_model_is_refused_in_one_line(export
     assert str(error.value) == f"{tmp_path / MODEL_INFO}: {problem}; re-export the model (dvc repro export)"
 
 
-def test_two_exports_in_two_processes_write_the_same_bytes(exported, tmp_path):
+# Run in a fresh interpreter: export the model argv[1] to argv[2] (TF_CPP_MIN_LOG_LEVEL unset first if argv[3] says
+# so), then print the level the process has after exporting.
+EXPORT_IN_A_NEW_PROCESS = (
+    "import os, sys; from pathlib import Path; from segpipe.export import export_model; "
+    "from segpipe.model import load_model; "
+    "os.environ.pop('TF_CPP_MIN_LOG_LEVEL') if sys.argv[3] == 'unset' else None; "
+    "export_model(load_model(sys.argv[1]), ('sky', 'road', 'car'), Path(sys.argv[2]), 'none'); "
+    "print(os.environ.get('TF_CPP_MIN_LOG_LEVEL', 'unset'))"
+)
+
+
+@pytest.fixture(scope="module")
+def exported_in_new_processes(exported, tmp_path_factory):
+    """The model exported again in two fresh processes, one started with TF_CPP_MIN_LOG_LEVEL=1 and one without
+    it: for each level, the export folder and the level the process had once it had exported."""
     root, _ = exported
-    script = (
-        "import sys; from pathlib import Path; from segpipe.export import export_model; "
-        "from segpipe.model import load_model; "
-        "export_model(load_model(sys.argv[1]), ('sky', 'road', 'car'), Path(sys.argv[2]), 'none')"
-    )
-    for name in ("first", "second"):
-        result = subprocess.run(
-            [sys.executable, "-c", script, str(root / "model.keras"), str(tmp_path / name)],
-            env=script_env(),
-            capture_output=True,
-            text=True,
-        )
+    out = tmp_path_factory.mktemp("exported_in_new_processes")
+    runs = {}
+    for level in ("1", None):
+        folder = out / (level or "unset")
+        env = {**script_env(), "TF_CPP_MIN_LOG_LEVEL": level or "2"}
+        args = [str(root / "model.keras"), str(folder), level or "unset"]
+        command = [sys.executable, "-c", EXPORT_IN_A_NEW_PROCESS, *args]
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr[-2000:]
-    first, second = (files(tmp_path / name) for name in ("first", "second"))
+        runs[level] = (folder, result.stdout.splitlines()[-1])
+    return runs
+
+
+def test_two_exports_in_two_processes_write_the_same_bytes(exported, exported_in_new_processes):
+    root, _ = exported
+    first, second = (files(folder) for folder, _ in exported_in_new_processes.values())
     assert sorted(first) == sorted(second) == sorted(files(root / "export"))
     assert [name for name in first if first[name] != second[name]] == []
 
 
 @pytest.mark.parametrize("level", ["1", None])
-def test_an_onnx_export_leaves_tensorflows_log_level_as_it_was(exported, tmp_path, level):
+def test_an_onnx_export_leaves_tensorflows_log_level_as_it_was(exported_in_new_processes, level):
     # tf2onnx sets TF_CPP_MIN_LOG_LEVEL=3 when imported: TensorFlow's errors would vanish from then on.
-    root, _ = exported
-    script = (
-        "import os, sys; from segpipe.export import onnx_model, serving_model; from segpipe.model import load_model; "
-        "os.environ.pop('TF_CPP_MIN_LOG_LEVEL') if sys.argv[2] == 'unset' else None; "
-        "onnx_model(serving_model(load_model(sys.argv[1]))); print(os.environ.get('TF_CPP_MIN_LOG_LEVEL', 'unset'))"
-    )
-    env = {**script_env(), "TF_CPP_MIN_LOG_LEVEL": level or "2"}
-    args = [str(root / "model.keras"), level or "unset"]
-    result = subprocess.run([sys.executable, "-c", script, *args], env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.splitlines()[-1] == (level or "unset")
+    _, level_after = exported_in_new_processes[level]
+    assert level_after == (level or "unset")
 
 
 def files(folder):

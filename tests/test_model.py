@@ -1,7 +1,8 @@
-"""The U-Net and its blocks: shapes, parameter counts, saving and loading."""
+"""The U-Net and its blocks (model.py): shapes, parameter counts, dtype policies, saving and safe loading."""
 
 from __future__ import annotations
 
+import errno
 import json
 import zipfile
 
@@ -10,9 +11,11 @@ import numpy as np
 import pytest
 
 from segpipe.config import ModelConfig
-from segpipe.errors import DataError
+from segpipe.errors import DataError, PipelineError
 from segpipe.model import ModelCard, build_unet, downsample_block, load_model, model_card, save_model, upsample_block
 from segpipe.prepared import Normalization
+from segpipe.runner import run_main
+from tests.helpers import TINY, params_with
 
 PLAIN = ModelConfig(depth=1, base_filters=2, batch_norm=False, batch_norm_momentum=0.9, dropout=0.0)
 UNIT = Normalization(scale=1 / 255, offset=0.0)
@@ -109,3 +112,44 @@ def test_loading_a_missing_model_names_the_file(tmp_path):
         f"{tmp_path / 'missing.keras'} not found: `dvc repro` trains it, `dvc pull` fetches the trained one from "
         "the project's DVC remote"
     )
+
+
+def test_a_bfloat16_unet_computes_in_bfloat16_with_float32_weights_and_logits(tiny_config):
+    model = build_unet(16, 3, tiny_config.model, UNIT, "mixed_bfloat16")
+    convolutions = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert {layer.compute_dtype for layer in convolutions[:-1]} == {"bfloat16"}
+    assert convolutions[-1].name == "logits" and convolutions[-1].compute_dtype == "float32"
+    assert {weight.dtype for weight in model.weights} == {"float32"}
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is left as it was
+
+
+def test_model_with_a_python_lambda_is_refused(tmp_path):
+    inputs = keras.Input((4, 4, 3))
+    model = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs))
+    model.save(tmp_path / "lambda.keras")
+    with pytest.raises(DataError, match=r"lambda\.keras: refused, it holds Python code"):
+        load_model(tmp_path / "lambda.keras")
+
+
+def test_a_folder_named_like_a_model_is_one_line(tmp_path):
+    (tmp_path / "model.keras").mkdir()
+    with pytest.raises(PipelineError) as error:
+        load_model(tmp_path / "model.keras")
+    assert str(error.value).startswith(f"{tmp_path / 'model.keras'}: not a loadable Keras model (")
+
+
+def test_a_full_disk_while_keras_saves_the_model_keeps_the_earlier_model(tmp_path, monkeypatch, caplog):
+    target = tmp_path / "model.keras"
+    target.write_bytes(b"the earlier model")
+    model = build_unet(8, 3, params_with(TINY).model, Normalization(scale=1 / 255, offset=0.0))
+
+    def full_disk(self, path, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(keras.Model, "save", full_disk)
+    with pytest.raises(SystemExit) as exit_status:
+        run_main(lambda: save_model(model, target, ("a", "b", "c")))
+    assert exit_status.value.code == 1
+    assert caplog.records[-1].getMessage().endswith("No space left on device")
+    assert target.read_bytes() == b"the earlier model"
+    assert [path.name for path in tmp_path.iterdir()] == ["model.keras"]

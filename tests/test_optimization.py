@@ -1,9 +1,14 @@
-"""The learning-rate schedules: warm-up, then cosine decay, for runs of any length."""
+"""Compiling the model (optimization.py): the learning-rate schedules (warm-up, then cosine decay, for runs of
+any length) and loss scaling for float16."""
 
 from __future__ import annotations
 
+import keras
+
 from segpipe.config import params_from_dict
-from segpipe.optimization import LR_SCHEDULES
+from segpipe.model import build_unet
+from segpipe.optimization import LR_SCHEDULES, compile_model
+from segpipe.prepared import Normalization
 from tests.helpers import merged
 
 
@@ -30,3 +35,12 @@ def test_a_longer_run_warms_up_for_train_warmup_epochs_then_decays(project_param
         0.001,
         0.0,
     ]
+
+
+NORMALIZATION = Normalization(scale=1 / 255, offset=0.0)
+
+
+def test_float16_is_trained_with_loss_scaling(tiny_config):
+    model = build_unet(16, 3, tiny_config.model, NORMALIZATION, "mixed_float16")
+    compile_model(model, 3, tiny_config.train, steps_per_epoch=2, dtype_policy="mixed_float16")
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)

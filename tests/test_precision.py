@@ -1,31 +1,16 @@
-"""train.mixed_precision: each choice is a Keras dtype policy; weights, logits and loss stay float32,
-and the trained model computes in float32 for evaluation and serving."""
+"""train.mixed_precision (precision.py): each choice is a Keras dtype policy, and auto is what this machine
+computes fastest."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import keras
-import numpy as np
 import pytest
 import tensorflow as tf
 
 from segpipe import precision
-from segpipe.config import MixedPrecision, params_from_dict
-from segpipe.model import build_unet
-from segpipe.optimization import compile_model
+from segpipe.config import MixedPrecision
 from segpipe.precision import cpu_has_native_bfloat16, precision_policy
-from segpipe.prepared import Normalization
-from segpipe.training import train_model
 from segpipe.typed import choices
-from tests.helpers import TINY, merged, write_tiny_prepared
-
-NORMALIZATION = Normalization(scale=1 / 255, offset=0.0)
-
-
-@pytest.fixture
-def tiny(project_params):
-    return params_from_dict(merged(project_params, TINY))
 
 
 @pytest.mark.parametrize(
@@ -86,28 +71,3 @@ def test_auto_is_the_policy_this_machine_computes_fastest(monkeypatch, gpus, cap
 def test_every_choice_of_train_mixed_precision_stands_for_a_keras_dtype_policy():
     for choice in choices(MixedPrecision):
         assert keras.DTypePolicy(precision_policy(choice)).name == precision_policy(choice)
-
-
-def test_a_bfloat16_unet_computes_in_bfloat16_with_float32_weights_and_logits(tiny):
-    model = build_unet(16, 3, tiny.model, NORMALIZATION, "mixed_bfloat16")
-    convolutions = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
-    assert {layer.compute_dtype for layer in convolutions[:-1]} == {"bfloat16"}
-    assert convolutions[-1].name == "logits" and convolutions[-1].compute_dtype == "float32"
-    assert {weight.dtype for weight in model.weights} == {"float32"}
-    assert keras.config.dtype_policy().name == "float32"  # the global policy is left as it was
-
-
-def test_float16_is_trained_with_loss_scaling(tiny):
-    model = build_unet(16, 3, tiny.model, NORMALIZATION, "mixed_float16")
-    compile_model(model, 3, tiny.train, steps_per_epoch=2, dtype_policy="mixed_float16")
-    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
-
-
-@pytest.mark.slow
-def test_a_model_trained_in_bfloat16_is_returned_computing_in_float32(tmp_path, tiny):
-    prepared = write_tiny_prepared(tmp_path / "prepared", per_split=8)
-    train = dataclasses.replace(tiny.train, mixed_precision="bfloat16", batch_size=4)
-    model, history = train_model(prepared, tiny.model, train)
-    assert np.isfinite(history["loss"][0])
-    assert {layer.compute_dtype for layer in model.layers if layer.weights} == {"float32"}
-    assert model.output_shape == (None, 8, 8, 3)

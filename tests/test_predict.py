@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.metadata
 import subprocess
 
 import numpy as np
@@ -12,7 +11,6 @@ from PIL import Image
 
 from segpipe.cli import main as segpipe
 from segpipe.config import ModelConfig
-from segpipe.inference import Predictor, probabilities_with_tta
 from segpipe.model import build_unet, save_model
 from segpipe.predict import foreground_classes, full_size_mask, tinted
 from segpipe.prepared import Normalization
@@ -102,19 +100,6 @@ def test_full_size_mask_takes_the_argmax_of_upsampled_probabilities():
     np.testing.assert_array_equal(full_size_mask(probabilities, 1, 4), [[0, 0, 0, 1]])
 
 
-def test_flip_tta_averages_the_prediction_with_that_of_the_mirror_image_mirrored_back():
-    def probabilities(images):  # class 1 in the left column, whatever the image: a model biased by position
-        left = np.zeros(images.shape[:3] + (1,), dtype=np.float32)
-        left[:, :, 0] = 1.0
-        return np.concatenate([1.0 - left, left], axis=-1)
-
-    predictor = Predictor(path=None, image_size=2, num_classes=2, probabilities=probabilities)
-    images = np.zeros((1, 2, 2, 3), dtype=np.uint8)
-    np.testing.assert_array_equal(probabilities_with_tta(predictor, images, "none"), probabilities(images))
-    # Mirrored back, the mirror image's prediction puts class 1 in the right column: the average is 0.5 everywhere.
-    np.testing.assert_array_equal(probabilities_with_tta(predictor, images, "flip"), np.full((1, 2, 2, 2), 0.5))
-
-
 def test_a_missing_model_is_named(tmp_path, caplog):
     assert predict(tmp_path / "nope.keras", photos(tmp_path / "in"), "--out", tmp_path / "out") == 1
     assert last_error(caplog) == f"{tmp_path / 'nope.keras'} not found"
@@ -136,12 +121,6 @@ def test_the_overlay_opacity_must_be_a_share(model_path, tmp_path, capsys):
     assert capsys.readouterr().err.splitlines()[-1] == (
         "segpipe predict: error: argument --overlay-opacity: must be in (0, 1], got 1.5"
     )
-
-
-def test_the_version_is_the_installed_packages(capsys):
-    with pytest.raises(SystemExit):
-        segpipe(["--version"])
-    assert capsys.readouterr().out == f"segpipe {importlib.metadata.version('segpipe')}\n"
 
 
 def test_a_file_that_is_not_a_model_is_refused(tmp_path, caplog):

@@ -6,6 +6,7 @@ import os
 import signal
 
 import pytest
+import tensorflow as tf
 
 from segpipe.errors import DataError
 from segpipe.runner import run_main
@@ -79,3 +80,13 @@ def test_the_check_stage_needs_no_restore_advice(monkeypatch, caplog):
     with pytest.raises(SystemExit):
         run_main(bad)
     assert caplog.records[-1].getMessage() == "train.epochs must be >= 1, got 0"
+
+
+def test_a_tensorflow_file_error_is_one_line(caplog):
+    def write() -> None:
+        raise tf.errors.PermissionDeniedError(None, None, "models/x.tfrecord; Permission denied")
+
+    with pytest.raises(SystemExit) as exit_status:
+        run_main(write)
+    assert exit_status.value.code == 1
+    assert caplog.records[-1].getMessage() == "cannot write or read a file: models/x.tfrecord; Permission denied"

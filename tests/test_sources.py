@@ -1,12 +1,10 @@
-"""Real ways in: image folders in the oxford and masks layouts, and Oxford-IIIT Pet through TFDS."""
+"""Real ways in (sources.py): image folders in the oxford and masks layouts, and Oxford-IIIT Pet through TFDS."""
 
 from __future__ import annotations
 
 import logging
 import socket
-import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,38 +12,26 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from segpipe import images, progress
-from segpipe.config import params_from_dict
-from segpipe.errors import DataError
+from segpipe import images
+from segpipe.errors import DataError, PipelineError
 from segpipe.preparation import prepare_dataset
 from segpipe.prepared import open_prepared
-from tests.helpers import RED, SHARED_SAMPLE, merged, save_image, split_counts, write_masks_folder, write_oxford_folder
-
-QUIRKY = {"rgb": "RGB", "gray": "L", "cmyk": "CMYK", "rgba_png": "RGBA", "palette_png": "P", "palette_gif": "GIF"}
-
-
-def data_config(project_params, **data_changes):
-    params = params_from_dict(merged(project_params, {"data": {"image_size": 16, **data_changes}}))
-    params.validate()
-    return params.data
-
-
-def folder(path, layout="oxford", **folder_changes):
-    return {"source": "folder", "input": str(path), "folder": {"layout": layout, **folder_changes}}
+from segpipe.sources import held_out_indices
+from tests.helpers import (
+    QUIRKY,
+    SHARED_SAMPLE,
+    data_config,
+    folder_data,
+    folder_source,
+    masks_set,
+    split_counts,
+    write_masks_folder,
+    write_oxford_folder,
+)
 
 
 def stored(folder, split):
     return list(open_prepared(folder).examples(split).as_numpy_iterator())
-
-
-@pytest.mark.parametrize("mode", sorted(QUIRKY.values()))
-def test_every_image_mode_becomes_rgb(tmp_path, mode):
-    path = tmp_path / "photo.jpg"  # PNG and GIF data behind a .jpg name, as in the real archives
-    save_image(path, mode)
-    pixels = images.read_rgb(path)
-    assert pixels.shape == (20, 24, 3) and pixels.dtype == np.uint8
-    if mode in ("RGB", "RGBA", "CMYK"):
-        np.testing.assert_allclose(pixels[10, 12], RED, atol=12)
 
 
 def test_oxford_folder_prepares_listed_examples_and_reports_missing_ones(tmp_path, project_params):
@@ -55,7 +41,7 @@ def test_oxford_folder_prepares_listed_examples_and_reports_missing_ones(tmp_pat
         test={"dog_1": "RGB", "dog_2": "RGBA"},
         absent=("ghost_1",),
     )
-    prepared = prepare_dataset(data_config(project_params, **folder(root), val_fraction=0.2), tmp_path / "out")
+    prepared = prepare_dataset(data_config(project_params, **folder_source(root), val_fraction=0.2), tmp_path / "out")
     assert split_counts(prepared) == {"train": 5, "val": 1, "test": 2}
     assert prepared.missing == {"train": ["ghost_1.jpg"], "test": []}
     assert prepared.class_names == ("pet", "background", "border")
@@ -65,31 +51,10 @@ def test_oxford_folder_prepares_listed_examples_and_reports_missing_ones(tmp_pat
     assert image.shape == (16, 16, 3)
 
 
-def test_prepared_output_is_byte_for_byte_deterministic(tmp_path, project_params):
-    root = write_oxford_folder(
-        tmp_path / "pets", train={f"cat_{k}": m for k, m in QUIRKY.items()}, test={"dog_1": "RGB"}
-    )
-    config = data_config(project_params, **folder(root))
-    prepare_dataset(config, tmp_path / "a")
-    prepare_dataset(config, tmp_path / "b")
-    for path in sorted((tmp_path / "a").iterdir()):
-        assert path.read_bytes() == (tmp_path / "b" / path.name).read_bytes(), path.name
-
-
-def test_preparing_a_split_that_takes_long_logs_its_progress(tmp_path, project_params, monkeypatch, caplog):
-    monkeypatch.setattr(progress, "QUIET_SECONDS", 0.0)
-    caplog.set_level("INFO", logger="segpipe.preparation")
-    root = write_oxford_folder(tmp_path / "pets", train={f"cat_{k}": "RGB" for k in range(5)}, test={"dog_1": "RGB"})
-    prepare_dataset(data_config(project_params, **folder(root), val_fraction=0.2), tmp_path / "out")
-    assert [message.split(", ")[0] for message in caplog.messages if "prepared" in message] == [
-        f"train: {done} of 4 images prepared ({done * 25}%)" for done in (1, 2, 3)
-    ]
-
-
 def test_masks_layout_takes_class_names_from_params_and_holds_out_a_seeded_test_split(tmp_path, project_params):
     root = write_masks_folder(tmp_path / "toy", count=10, num_classes=5)
     names = ["sky", "road", "car", "tree", "house"]
-    config = data_config(project_params, **folder(root, "masks", class_names=names, test_fraction=0.3))
+    config = data_config(project_params, **folder_source(root, "masks", class_names=names, test_fraction=0.3))
     prepared = prepare_dataset(config, tmp_path / "out")
     assert prepared.class_names == tuple(names)
     assert split_counts(prepared) == {"train": 6, "val": 1, "test": 3}
@@ -105,80 +70,9 @@ def test_masks_layout_takes_an_image_of_every_suffix_predict_takes(tmp_path, pro
         if target != png:
             Image.open(png).convert("RGB").save(target)
             png.unlink()
-    config = data_config(project_params, **folder(root, "masks", class_names=["a", "b", "c"], test_fraction=0.3))
+    config = data_config(project_params, **folder_source(root, "masks", class_names=["a", "b", "c"], test_fraction=0.3))
     prepared = prepare_dataset(config, tmp_path / "out")
     assert sum(split_counts(prepared).values()) == len(images.IMAGE_SUFFIXES)
-
-
-def test_mask_of_another_size_is_an_error_naming_the_file(tmp_path, project_params):
-    root = write_oxford_folder(tmp_path / "pets", train={"cat_1": "RGB", "cat_2": "RGB"}, test={"dog_1": "RGB"})
-    Image.fromarray(np.full((7, 9), 2, dtype=np.uint8)).save(root / "annotations/trimaps/cat_2.png")
-    with pytest.raises(DataError, match=r"cat_2\.jpg: image is 24x20 but its mask is 9x7"):
-        prepare_dataset(data_config(project_params, **folder(root)), tmp_path / "out")
-
-
-def test_mask_value_outside_the_class_ids_is_an_error_naming_the_file(tmp_path, project_params):
-    root = write_masks_folder(tmp_path / "toy", count=4, num_classes=5)
-    config = data_config(project_params, **folder(root, "masks", class_names=["a", "b", "c"]))
-    with pytest.raises(DataError, match=r"img_\d\.png: mask value 4 is not a class id \(0\.\.2\)"):
-        prepare_dataset(config, tmp_path / "out")
-
-
-def test_unreadable_image_is_an_error_naming_the_file(tmp_path, project_params):
-    root = write_oxford_folder(tmp_path / "pets", train={"cat_1": "RGB", "cat_2": "RGB"}, test={"dog_1": "RGB"})
-    (root / "images/dog_1.jpg").write_bytes(b"not an image at all")
-    with pytest.raises(DataError, match=r"dog_1\.jpg: unreadable image"):
-        prepare_dataset(data_config(project_params, **folder(root)), tmp_path / "out")
-
-
-def test_skip_mode_skips_bad_examples_and_records_them(tmp_path, project_params):
-    root = write_oxford_folder(
-        tmp_path / "pets", train={"cat_1": "RGB", "cat_2": "RGB"}, test={"dog_1": "RGB", "dog_2": "RGB"}
-    )
-    (root / "images/dog_1.jpg").write_bytes(b"\xff\xd8 truncated")
-    prepared = prepare_dataset(data_config(project_params, **folder(root), on_bad_example="skip"), tmp_path / "out")
-    assert prepared.count("test") == 1
-    assert [entry["name"] for entry in prepared.skipped["test"]] == ["dog_1.jpg"]
-
-
-def folder_bytes(folder: Path) -> dict[str, bytes]:
-    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
-
-
-def test_prepared_bytes_are_the_same_with_one_worker_or_several(tmp_path, project_params):
-    train = {f"cat_{i}": mode for i, mode in enumerate(["RGB", "RGBA", "L", "P", "CMYK"] * 3)}
-    root = write_oxford_folder(tmp_path / "pets", train=train, test={"dog_1": "RGB", "dog_2": "P"})
-    config = data_config(project_params, **folder(root), shard_size=4)
-    prepare_dataset(config, tmp_path / "one", workers=1)
-    prepare_dataset(config, tmp_path / "three", workers=3)
-    assert folder_bytes(tmp_path / "one") == folder_bytes(tmp_path / "three")
-
-
-def test_with_several_workers_the_first_bad_example_in_order_is_reported(tmp_path, project_params):
-    train = {f"cat_{i}": "RGB" for i in range(20)}
-    root = write_oxford_folder(tmp_path / "pets", train=train, test={"dog_1": "RGB"})
-    for name in ("cat_3", "cat_9"):
-        (root / f"images/{name}.jpg").write_bytes(b"not an image at all")
-    config = data_config(project_params, **folder(root), val_fraction=0.5, on_bad_example="skip")
-    prepared = prepare_dataset(config, tmp_path / "out", workers=4)
-    skipped = [entry["name"] for split in ("train", "val") for entry in prepared.skipped[split]]
-    assert sorted(skipped) == ["cat_3.jpg", "cat_9.jpg"]
-    with pytest.raises(DataError) as error:
-        prepare_dataset(data_config(project_params, **folder(root)), tmp_path / "failed", workers=4)
-    image = root / "images" / "cat_3.jpg"
-    assert str(error.value) == f"{image}: unreadable image (cannot identify image file {str(image)!r})"
-
-
-def test_a_bad_example_leaves_no_thread_running(tmp_path, project_params):
-    root = write_masks_folder(tmp_path / "toy", count=12, num_classes=3)
-    Image.new("RGB", (20, 20)).save(root / "masks" / "img_0.png")
-    config = data_config(project_params, **folder(root, "masks", class_names=["a", "b", "c"]))
-    with pytest.raises(
-        DataError,
-        match=r"img_0\.png: a mask must be a single-channel image of class ids \(mode 1, L, P, .*\), got mode RGB",
-    ):
-        prepare_dataset(config, tmp_path / "out", workers=3)
-    assert [thread.name for thread in threading.enumerate() if thread.name.startswith("prepare")] == []
 
 
 def test_entry_names_that_leave_the_folder_are_refused(tmp_path, project_params):
@@ -186,7 +80,7 @@ def test_entry_names_that_leave_the_folder_are_refused(tmp_path, project_params)
     with (root / "annotations/test.txt").open("a") as handle:
         handle.write("../../secret 1 1 1\n")
     with pytest.raises(DataError, match=r"test\.txt:3: refusing entry name '\.\./\.\./secret'"):
-        prepare_dataset(data_config(project_params, **folder(root)), tmp_path / "out")
+        prepare_dataset(data_config(project_params, **folder_source(root)), tmp_path / "out")
 
 
 def test_oxford_without_network_or_archives_fails_fast_with_the_ways_forward(
@@ -287,7 +181,7 @@ shared_sample = pytest.mark.skipif(not SHARED_SAMPLE.is_dir(), reason="shared Ox
 @shared_sample
 def test_shared_sample_in_the_oxford_layout(tmp_path, project_params):
     started = time.monotonic()
-    prepared = prepare_dataset(data_config(project_params, **folder(SHARED_SAMPLE)), tmp_path / "out")
+    prepared = prepare_dataset(data_config(project_params, **folder_source(SHARED_SAMPLE)), tmp_path / "out")
     assert split_counts(prepared) == {"train": 90, "val": 10, "test": 98}
     assert prepared.missing == {"train": [], "test": []}
     print(f"prepared 198 real photos at {198 / (time.monotonic() - started):.0f} images/s")
@@ -300,3 +194,35 @@ def test_shared_sample_through_tfds_own_oxford_builder(tmp_path, project_params,
     config = data_config(project_params, dataset="oxford_iiit_pet:4.0.0", tfds_data_dir=str(tmp_path / "tfds"))
     prepared = prepare_dataset(config, tmp_path / "out")
     assert prepared.count("test") == 98
+
+
+def test_a_link_out_of_the_folder_is_refused(tmp_path):
+    root = masks_set(tmp_path / "set")
+    outside = tmp_path / "secret.png"
+    (root / "images" / "img_0.png").rename(outside)
+    (root / "images" / "img_0.png").symlink_to(outside)
+    with pytest.raises(PipelineError) as error:
+        prepare_dataset(folder_data(root), tmp_path / "out")
+    assert str(error.value) == f"{root / 'images' / 'img_0.png'}: a link to {outside}, outside {root}: refused"
+
+
+def test_hidden_files_are_ignored_and_names_with_spaces_accepted(tmp_path):
+    root = masks_set(tmp_path / "set")
+    (root / "images" / "._img_0.png").write_bytes(b"macOS resource fork")
+    (root / "images" / "img_1.png").rename(root / "images" / "my cat.png")
+    (root / "masks" / "img_1.png").rename(root / "masks" / "my cat.png")
+    prepared = prepare_dataset(folder_data(root), tmp_path / "out")
+    assert prepared.count("train") + prepared.count("val") + prepared.count("test") == 4
+    assert prepared.missing == {"train": [], "test": []}  # the hidden file is not an image lacking its mask
+
+
+def test_validation_split_is_seeded_and_sized_by_fraction():
+    first = held_out_indices(100, 0.1, seed=3)
+    assert first == held_out_indices(100, 0.1, seed=3)
+    assert first != held_out_indices(100, 0.1, seed=4)
+    assert len(first) == 10 and first <= set(range(100))
+
+
+def test_validation_split_leaves_at_least_one_example_on_each_side():
+    assert len(held_out_indices(3, 0.01, seed=0)) == 1
+    assert len(held_out_indices(3, 0.99, seed=0)) == 2

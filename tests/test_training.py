@@ -1,6 +1,9 @@
-"""Training and evaluation in-process, on data prepared from a tiny folder dataset."""
+"""Training in-process (training.py): a tiny folder dataset trained and evaluated, XLA, and the float32 model
+returned after bfloat16 training."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
@@ -44,3 +47,13 @@ def test_jit_compile_really_compiles_the_training_step_when_determinism_is_off(t
     model, history = train_model(prepared, params.model, params.train)
     assert model.jit_compile is True  # Keras turns it off silently when it cannot compile
     assert np.isfinite(history["loss"][0])
+
+
+@pytest.mark.slow
+def test_a_model_trained_in_bfloat16_is_returned_computing_in_float32(tmp_path, tiny_config):
+    prepared = write_tiny_prepared(tmp_path / "prepared", per_split=8)
+    train = dataclasses.replace(tiny_config.train, mixed_precision="bfloat16", batch_size=4)
+    model, history = train_model(prepared, tiny_config.model, train)
+    assert np.isfinite(history["loss"][0])
+    assert {layer.compute_dtype for layer in model.layers if layer.weights} == {"float32"}
+    assert model.output_shape == (None, 8, 8, 3)

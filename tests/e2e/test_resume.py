@@ -27,13 +27,13 @@ def stage(directory, name: str):
 
 
 @pytest.fixture(scope="module")
-def prepared_project(tmp_path_factory):
+def prepared_project(tmp_path_factory, tiny_prepared):
     """A project folder with tiny params (several epochs) and its prepared data."""
     root = tmp_path_factory.mktemp("resume")
     params = merged(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY)
     params["train"].update(epochs=EPOCHS, warmup_epochs=1)
     (root / "params.yaml").write_text(yaml.safe_dump(params))
-    stage(root, "prepare")
+    shutil.copytree(tiny_prepared, root / params["paths"]["prepared"])
     return root
 
 

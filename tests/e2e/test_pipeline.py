@@ -1,4 +1,5 @@
-"""The DVC pipeline end to end, in a temporary git repository, on the tiny configuration.
+"""The DVC pipeline end to end, in a temporary git repository, on the tiny configuration: a copy of the
+session's first run (conftest.py), and one retrained commit beside it on a branch.
 
 Which stages ran is read from `dvc repro`'s own output.
 """
@@ -13,22 +14,36 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from segpipe.inference import open_predictor
 from segpipe.prepared import open_prepared
-from tests.helpers import Repo, tiny_project
+from tests.helpers import ROOT, Repo, script_env
 
 pytestmark = pytest.mark.slow
-
 STAGES = {"check", "prepare", "train", "evaluate", "visualize", "export"}
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Repo:
-    repo = tiny_project(tmp_path_factory.mktemp("pipeline"))
-    assert repo.repro() == STAGES
-    repo.commit("tiny pipeline run")
-    return repo
+def repo(first_run, tmp_path_factory) -> Repo:
+    return first_run.repo.copy(tmp_path_factory.mktemp("pipeline") / "repo")
+
+
+@pytest.fixture(scope="module")
+def retrained(repo: Repo) -> dict:
+    """A second commit, on the branch `retrained`, that trains two epochs at a higher learning rate: the stages
+    its `dvc repro` ran, and the test scores before and after. The workspace is back on main afterwards."""
+    before = json.loads((repo.root / "metrics/evaluate.json").read_text())
+    repo.run("git", "checkout", "-q", "-b", "retrained")
+    try:
+        repo.set_params({"train": {"epochs": 2, "learning_rate": 0.02}})
+        ran = repo.repro()
+        repo.commit("two epochs at a higher learning rate")
+        after = json.loads((repo.root / "metrics/evaluate.json").read_text())
+    finally:
+        repo.run("git", "checkout", "-q", "--force", "main")
+        repo.dvc("checkout", "--force")
+    return {"ran": ran, "before": before, "after": after}
 
 
 @pytest.fixture
@@ -73,9 +88,8 @@ def test_evaluate_param_reruns_only_evaluate(clean_repo):
     assert clean_repo.repro() == {"check", "evaluate"}
 
 
-def test_train_param_reruns_train_and_everything_that_reads_the_model(clean_repo):
-    clean_repo.set_params({"train": {"learning_rate": 0.01}})
-    assert clean_repo.repro() == {"check", "train", "evaluate", "visualize", "export"}
+def test_train_param_reruns_train_and_everything_that_reads_the_model(retrained):
+    assert retrained["ran"] == {"check", "train", "evaluate", "visualize", "export"}
 
 
 def test_evaluate_tta_reruns_evaluate_and_visualize_which_draws_the_same_predictions(clean_repo):
@@ -93,17 +107,11 @@ def test_image_size_reruns_every_stage(clean_repo):
     assert clean_repo.repro() == STAGES
 
 
-def test_metrics_diff_shows_the_change_between_two_commits(clean_repo):
-    clean_repo.set_params({"train": {"epochs": 2}})
-    clean_repo.repro()
-    clean_repo.commit("two epochs")
-    try:
-        diff = json.loads(clean_repo.dvc("metrics", "diff", "HEAD~1", "HEAD", "--json"))
-        last_step = diff["metrics/train/metrics.json"]["step"]
-        assert (last_step["old"], last_step["new"]) == (0, 1)
-        assert "mean_iou" in diff["metrics/evaluate.json"]
-    finally:
-        clean_repo.run("git", "reset", "-q", "--hard", "HEAD~1")
+def test_metrics_diff_shows_the_change_between_two_commits(repo, retrained):
+    diff = json.loads(repo.dvc("metrics", "diff", "main", "retrained", "--json"))
+    last_step = diff["metrics/train/metrics.json"]["step"]
+    assert (last_step["old"], last_step["new"]) == (0, 1)
+    assert "mean_iou" in diff["metrics/evaluate.json"]
 
 
 def test_plots_show_writes_html_with_curves_confusion_and_images(clean_repo, tmp_path):
@@ -121,14 +129,12 @@ def test_plots_show_writes_html_with_curves_confusion_and_images(clean_repo, tmp
         assert png in html
 
 
-def test_report_leads_with_the_headline_then_params_plots_and_galleries(clean_repo, tmp_path):
-    before = json.loads((clean_repo.root / "metrics/evaluate.json").read_text())
-    clean_repo.set_params({"train": {"learning_rate": 0.02}})
-    clean_repo.repro()
-    clean_repo.commit("higher learning rate")
+def test_report_leads_with_the_headline_then_params_plots_and_galleries(clean_repo, retrained, tmp_path):
+    before, after = retrained["before"], retrained["after"]
+    clean_repo.run("git", "checkout", "-q", "retrained")
+    clean_repo.dvc("checkout", "--force")
     try:
-        after = json.loads((clean_repo.root / "metrics/evaluate.json").read_text())
-        clean_repo.run(sys.executable, "-m", "segpipe", "report", "--base", "HEAD~1", "--out", str(tmp_path / "report"))
+        clean_repo.run(sys.executable, "-m", "segpipe", "report", "--base", "main", "--out", str(tmp_path / "report"))
         report = (tmp_path / "report" / "report.md").read_text()
         sections = [line for line in report.splitlines() if line.startswith("## ")]
         assert sections == ["## Headline", "## Params", "## Metrics", "## Plots", "## Figures"]
@@ -151,7 +157,7 @@ def test_report_leads_with_the_headline_then_params_plots_and_galleries(clean_re
         assert len(images) == 5 + 3 * 2
         assert all(image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for image in images)
     finally:
-        clean_repo.run("git", "reset", "-q", "--hard", "HEAD~1")
+        clean_repo.run("git", "checkout", "-q", "--force", "main")
 
 
 def test_report_against_a_base_without_outputs_says_what_is_new(clean_repo, tmp_path):
@@ -288,3 +294,15 @@ def test_a_users_file_at_an_output_path_survives_dvc_repro(clean_repo):
     ) in output
     assert (clean_repo.root / "notes" / "results.json").read_text() == '{"mine": true}'
     shutil.rmtree(clean_repo.root / "notes")
+
+
+def test_the_check_stage_writes_the_same_bytes_every_time(tmp_path, project_params):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(project_params))
+    written = []
+    for _ in range(2):
+        subprocess.run(
+            [sys.executable, str(ROOT / "stages" / "check.py")], cwd=tmp_path, env=script_env(), check=True, timeout=120
+        )
+        written.append((tmp_path / "data" / "checked.json").read_bytes())
+    assert written[0] == written[1]
+    assert json.loads(written[0]) == {"params": "valid"}

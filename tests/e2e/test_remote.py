@@ -17,23 +17,25 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import Repo, tiny_project
+from tests.helpers import Repo
 
 pytestmark = pytest.mark.slow
 
+
 S3_EXTRA = importlib.util.find_spec("dvc_s3") and importlib.util.find_spec("moto")
+
+
 S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
 @pytest.fixture(scope="module")
-def origin(tmp_path_factory) -> tuple[Repo, Path]:
-    """A clone that ran the tiny pipeline and pushed its commits to a bare `origin` repository."""
+def origin(first_run, tmp_path_factory) -> tuple[Repo, Path]:
+    """A clone that ran the tiny pipeline (a copy of the session's first run) and pushed its commits to a bare
+    `origin` repository."""
     root = tmp_path_factory.mktemp("remote")
     bare = root / "origin.git"
     subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], check=True)
-    repo = tiny_project(root / "first")
-    repo.repro()
-    repo.commit("tiny pipeline run")
+    repo = first_run.repo.copy(root / "first")
     repo.run("git", "remote", "add", "origin", str(bare))
     repo.run("git", "push", "-q", "origin", "main")
     return repo, bare

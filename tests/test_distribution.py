@@ -1,4 +1,5 @@
-"""train.distribute: a mirrored strategy splits the global batch over devices and trains."""
+"""train.distribute (distribution.py): a mirrored strategy splits the global batch over devices and trains, and
+a batch size that leaves a replica without examples is refused."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import sys
 
 import pytest
 
-from tests.helpers import ROOT, script_env
+from segpipe.distribution import check_every_replica_gets_examples
+from segpipe.errors import ConfigError
+from tests.helpers import ROOT, script_env, write_tiny_prepared
 
 # Logical devices must be set before TensorFlow starts, so the check runs in a fresh interpreter.
 SCRIPT = """
@@ -57,3 +60,10 @@ def test_mirrored_strategy_over_two_cpu_devices_trains_two_steps():
     assert outcome["replicas"] == 2
     assert 0.0 < outcome["loss"] < 100.0
     assert outcome["changed"] == outcome["weights"]
+
+
+def test_a_batch_size_that_leaves_a_replica_without_examples_is_refused(tmp_path):
+    prepared = write_tiny_prepared(tmp_path, per_split=9)  # 9 = 8 + 1: the last batch of 8 has one example
+    check_every_replica_gets_examples(prepared, batch_size=3, replicas=2)
+    with pytest.raises(ConfigError, match=r"train split \(9 examples\) ends with a batch of 1"):
+        check_every_replica_gets_examples(prepared, batch_size=8, replicas=2)

@@ -8,7 +8,6 @@ import json
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,29 +16,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from segpipe.distribution import check_every_replica_gets_examples
-from segpipe.errors import ConfigError
 from segpipe.model import load_model
 from segpipe.runner import OUTPUTS_UNCHANGED
 from segpipe.training import weights_digest
-from tests.helpers import ROOT, TINY, merged, run_script, script_env, write_tiny_prepared
+from tests.helpers import ROOT, TINY, free_ports, merged, run_script, script_env
 
+pytestmark = pytest.mark.slow
 EPOCHS = 2
 TIMEOUT = 240  # seconds for both workers: one whose peer died can wait long for it
 DIGEST = re.compile(r"final weights sha256 (\w+)")
 PROXIES = ("http_proxy", "https_proxy", "grpc_proxy", "all_proxy")
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports free on 127.0.0.1 (chosen by the OS, released just before the workers bind them)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def worker_env(cluster: dict, index: int) -> dict[str, str]:
@@ -74,7 +60,7 @@ def files_under(folder: Path) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, tiny_prepared):
     """A tiny prepared project (per-pixel loss in float32, so that two half batches add up to one batch up to
     float rounding), trained once by one process (`alone`) and once by two workers (`chief`, `other`), each in
     its own copy."""
@@ -83,7 +69,7 @@ def trained(tmp_path_factory):
     params["train"].update(epochs=EPOCHS, loss_function="cross_entropy", mixed_precision="off")
     (root / "base").mkdir()
     (root / "base" / "params.yaml").write_text(yaml.safe_dump(params))
-    assert run_script("stages/prepare.py", root / "base").returncode == 0
+    shutil.copytree(tiny_prepared, root / "base" / params["paths"]["prepared"])
     projects = {name: shutil.copytree(root / "base", root / name) for name in ("alone", "chief", "other")}
     alone = run_script("stages/train.py", projects["alone"])
     assert alone.returncode == 0, alone.stderr[-3000:]
@@ -94,12 +80,10 @@ def trained(tmp_path_factory):
     return {**projects, "base": root / "base", "codes": codes, "logs": logs, "other_before": before}
 
 
-@pytest.mark.slow
 def test_both_workers_finish_training(trained):
     assert trained["codes"] == [0, 0], "\n\n".join(log[-3000:] for log in trained["logs"])
 
 
-@pytest.mark.slow
 def test_the_chief_saves_the_model_and_logs_every_epoch(trained):
     chief = trained["chief"]
     assert (chief / "models" / "model.keras").is_file()
@@ -107,19 +91,16 @@ def test_the_chief_saves_the_model_and_logs_every_epoch(trained):
     assert [row.split("\t")[0] for row in rows] == [str(step) for step in range(EPOCHS)]
 
 
-@pytest.mark.slow
 def test_the_other_worker_writes_nothing(trained):
     assert files_under(trained["other"]) == trained["other_before"]
 
 
-@pytest.mark.slow
 def test_both_workers_end_with_the_weights_the_chief_saved(trained):
     digests = [DIGEST.findall(log) for log in trained["logs"]]
     saved = weights_digest(load_model(trained["chief"] / "models" / "model.keras"))
     assert digests == [[saved], [saved]]
 
 
-@pytest.mark.slow
 def test_two_workers_log_the_metrics_one_process_logs(trained):
     """Each step's batch is split between the workers (none sees the other's examples, together they see all),
     batch norm uses the whole batch's statistics and the gradients are averaged: the same training, up to the
@@ -131,13 +112,6 @@ def test_two_workers_log_the_metrics_one_process_logs(trained):
         assert together[split] == pytest.approx(alone[split], abs=1e-3)
 
 
-def test_a_batch_size_that_leaves_a_replica_without_examples_is_refused(tmp_path):
-    prepared = write_tiny_prepared(tmp_path, per_split=9)  # 9 = 8 + 1: the last batch of 8 has one example
-    check_every_replica_gets_examples(prepared, batch_size=3, replicas=2)
-    with pytest.raises(ConfigError, match=r"train split \(9 examples\) ends with a batch of 1"):
-        check_every_replica_gets_examples(prepared, batch_size=8, replicas=2)
-
-
 @pytest.fixture
 def lonely_project(tmp_path):
     """A project whose train stage waits 3 s for the other workers (it fails before it reads prepared data)."""
@@ -147,10 +121,9 @@ def lonely_project(tmp_path):
     return tmp_path
 
 
-@pytest.mark.slow
 def test_a_worker_that_never_comes_up_is_named_after_train_cluster_timeout(lonely_project):
     """As the chief, which TensorFlow would keep waiting for ever (the other workers wait the same way here:
-    test_cluster.py)."""
+    tests/test_cluster.py)."""
     ports = free_ports(2)  # released: nobody listens on the other worker's port
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     command = [sys.executable, str(ROOT / "stages/train.py")]
@@ -165,7 +138,6 @@ def test_a_worker_that_never_comes_up_is_named_after_train_cluster_timeout(lonel
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
     ("stop", "code", "by"),
     [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "Ctrl-C")],
@@ -198,7 +170,6 @@ def test_sigterm_or_ctrl_c_ends_the_wait_for_the_other_workers_at_once(lonely_pr
     assert "Traceback" not in output
 
 
-@pytest.mark.slow
 def test_sigterm_stops_a_worker_mid_training_and_the_other_in_one_line(trained, tmp_path):
     """TensorFlow takes SIGTERM over when the cluster starts (for its preemption notices): given back, it stops
     the chief at once; the other worker's collectives fail, which it reports in one line too."""

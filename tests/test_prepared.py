@@ -1,21 +1,60 @@
-"""Bad input is refused with one line naming the file or key, and earlier outputs stay untouched."""
+"""Prepared data (prepared.py): the manifest written and read back, every shard and field checked when the
+folder is opened, and the splits read as counts, steps, samples and selections."""
 
 from __future__ import annotations
 
-import errno
 import json
 
-import keras
+import numpy as np
 import pytest
-import yaml
 
-from segpipe import atomic
-from segpipe.config import ModelConfig
 from segpipe.errors import DataError
-from segpipe.model import build_unet, load_model, save_model
-from segpipe.prepared import MANIFEST, Normalization, open_prepared
-from segpipe.runner import run_main
-from tests.helpers import merged, run_script, write_tiny_prepared
+from segpipe.prepared import MANIFEST, open_prepared
+from tests.helpers import prepared_test_split, random_examples, write_tiny_prepared
+
+
+def test_missing_manifest_says_to_run_prepare(tmp_path):
+    with pytest.raises(DataError) as error:
+        open_prepared(tmp_path)
+    assert str(error.value) == f"{tmp_path / 'manifest.json'} not found: run the prepare stage first"
+
+
+def test_steps_per_epoch_counts_the_last_partial_batch(tmp_path):
+    prepared = write_tiny_prepared(tmp_path, per_split=5)
+    assert [prepared.steps_per_epoch(size) for size in (1, 2, 5, 8)] == [5, 3, 1, 1]
+
+
+def test_sample_is_seeded_and_keeps_images_with_their_masks(tmp_path):
+    originals = list(random_examples(6, 4))
+    prepared = prepared_test_split(tmp_path, originals, size=4, shard_size=4)
+    images, masks = prepared.sample("test", count=3, seed=5)
+    again, _ = prepared.sample("test", count=3, seed=5)
+    other, _ = prepared.sample("test", count=3, seed=6)
+    assert images.shape == (3, 4, 4, 3) and masks.shape == (3, 4, 4, 1)
+    np.testing.assert_array_equal(images, again)
+    assert not np.array_equal(images, other)
+    by_image = {image.tobytes(): mask for image, mask, _ in originals}
+    for image, mask in zip(images, masks, strict=True):
+        np.testing.assert_array_equal(by_image[image.tobytes()], mask)
+
+
+def test_sample_larger_than_the_split_returns_the_whole_split(tmp_path):
+    prepared = prepared_test_split(tmp_path, list(random_examples(2, 4)), size=4, shard_size=4)
+    images, _ = prepared.sample("test", count=10, seed=0)
+    assert len(images) == 2
+
+
+def test_select_returns_examples_in_the_order_asked(tmp_path):
+    originals = list(random_examples(5, 4))
+    prepared = prepared_test_split(tmp_path, originals, size=4, shard_size=2)
+    images, _ = prepared.select("test", [4, 0, 2])
+    for image, index in zip(images, [4, 0, 2], strict=True):
+        np.testing.assert_array_equal(image, originals[index][0])
+
+
+def test_file_names_come_back_in_stored_order(tmp_path):
+    prepared = prepared_test_split(tmp_path, list(random_examples(5, 4)), size=4, shard_size=2)
+    assert prepared.file_names("test") == [f"img_{index}.png" for index in range(5)]
 
 
 @pytest.fixture
@@ -71,48 +110,6 @@ def test_manifest_that_is_not_json(prepared):
     (prepared / MANIFEST).write_text("{ oops")
     with pytest.raises(DataError, match=r"manifest\.json is not valid JSON"):
         open_prepared(prepared)
-
-
-def test_model_with_a_python_lambda_is_refused(tmp_path):
-    inputs = keras.Input((4, 4, 3))
-    model = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs))
-    model.save(tmp_path / "lambda.keras")
-    with pytest.raises(DataError, match=r"lambda\.keras: refused, it holds Python code"):
-        load_model(tmp_path / "lambda.keras")
-
-
-@pytest.mark.slow
-def test_model_for_another_image_size_is_refused_by_evaluate(tmp_path, project_params):
-    """Run the evaluate stage against prepared data of 8 px and a model built for 16 px."""
-    config = ModelConfig(depth=1, base_filters=2, batch_norm=False, batch_norm_momentum=0.9, dropout=0.0)
-    params = merged(project_params, {"paths": {"prepared": "prepared", "model": "m.keras"}})  # inside tmp_path
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    save_model(build_unet(16, 3, config, Normalization(scale=1.0, offset=0.0)), tmp_path / "m.keras", ("a", "b", "c"))
-    write_tiny_prepared(tmp_path / "prepared")
-    result = run_script("stages/evaluate.py", tmp_path)
-    assert result.returncode == 1
-    assert (
-        "m.keras takes 16x16 images and predicts 3 classes, but the prepared data is 8x8"
-        in result.stderr.splitlines()[-1]
-    )
-
-
-def test_full_disk_fails_in_one_line_and_keeps_the_old_file(tmp_path, monkeypatch, caplog):
-    """A disk that fills up mid-write (simulated: ENOSPC) leaves the previous output as it was."""
-    target = tmp_path / "metrics.json"
-    target.write_text("previous result")
-
-    def full_disk(path, text):
-        raise OSError(errno.ENOSPC, "No space left on device", str(path))
-
-    monkeypatch.setattr("pathlib.Path.write_text", full_disk)
-    with pytest.raises(SystemExit) as exit_status:
-        run_main(lambda: atomic.write_json(target, {"mean_iou": 0.9}))
-    monkeypatch.undo()
-    assert exit_status.value.code == 1
-    assert caplog.records[-1].getMessage().endswith("No space left on device")
-    assert target.read_text() == "previous result"
-    assert [path.name for path in tmp_path.iterdir()] == ["metrics.json"]
 
 
 @pytest.mark.parametrize(

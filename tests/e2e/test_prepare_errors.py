@@ -16,11 +16,12 @@ import pytest
 import yaml
 from PIL import Image
 
-from tests.helpers import ROOT, TINY, merged, script_env, tiny_project, write_masks_folder
-from tests.test_reliability import png_header_claiming
+from tests.helpers import ROOT, TINY, merged, png_header_claiming, script_env, tiny_project, write_masks_folder
 
 pytestmark = pytest.mark.slow
 TIMEOUT = 300  # seconds for the nine runs started at once on two cores (one takes 8-16 alone): a hang
+
+
 # With data.split_seed 0 the six images are prepared in this order: train img_0, img_1, img_4, img_5, val img_2,
 # test img_3. The first one is the one that hung: the other threads were still compiling the resize function.
 POSITIONS = {"first": 0, "middle": 4, "last": 3}
