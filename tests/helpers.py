@@ -13,6 +13,7 @@ import struct
 import subprocess
 import sys
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +70,18 @@ def start_script(script: str, cwd: Path) -> subprocess.Popen:
     """Start `script` like `run_script`, without waiting and with its output discarded."""
     command = [sys.executable, str(ROOT / script)]
     return subprocess.Popen(command, cwd=cwd, env=script_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def signalled_when_ready(run: subprocess.Popen, wait_until_ready: Callable[[], None], sig: int) -> int:
+    """Send `sig` to the process `run` once `wait_until_ready()` returns; its exit code. It never outlives this."""
+    try:
+        wait_until_ready()
+        run.send_signal(sig)
+        return run.wait(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
 
 
 PROJECT_FILES = [

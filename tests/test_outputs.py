@@ -30,6 +30,31 @@ def test_dvclives_own_folder_and_an_empty_one_are_accepted(tmp_path):
     refuse_foreign_live_dir(tmp_path / "absent")
 
 
+def test_the_empty_folders_dvclive_leaves_when_stopped_in_the_first_epoch_are_accepted(tmp_path):
+    (tmp_path / "metrics" / "train" / "plots").mkdir(parents=True)  # what DVCLive leaves after Ctrl-C in epoch 1
+    refuse_foreign_live_dir(tmp_path / "metrics" / "train")
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda live: (live / "plots" / "images" / "mine.txt").write_text("mine"),
+        lambda live: (live / "plots" / "link").symlink_to(live.parent / "elsewhere", target_is_directory=True),
+    ],
+    ids=["a file below empty folders", "a link to a folder"],
+)
+def test_a_folder_holding_a_file_or_a_link_below_empty_folders_is_refused_as_paths_live(tmp_path, make):
+    (tmp_path / "live" / "plots" / "images").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    make(tmp_path / "live")
+    with pytest.raises(PipelineError) as error:
+        refuse_foreign_live_dir(tmp_path / "live")
+    assert str(error.value) == (
+        f"paths.live ({tmp_path / 'live'}) exists and is not a DVCLive folder (no metrics.json or plots/metrics/), "
+        "and DVCLive deletes files by name in it: move it away or choose another path"
+    )
+
+
 def test_an_unstamped_folder_at_a_folder_output_is_refused_naming_the_param(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "models" / "export").mkdir(parents=True)

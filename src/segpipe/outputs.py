@@ -45,14 +45,20 @@ def refuse_unowned_outputs(paths: PathsConfig, stage: str | None = None) -> None
 
 
 def refuse_foreign_live_dir(live_dir: Path) -> None:
-    """Refuse `live_dir` unless it is absent, empty, or DVCLive's own (it holds metrics.json or plots/metrics/):
+    """Refuse `live_dir` unless it is absent, holds no file anywhere (only empty folders: what DVCLive leaves
+    when a run is stopped in its first epoch), or is DVCLive's own (it holds metrics.json or plots/metrics/):
     a fresh run's DVCLive deletes metrics.json, params.yaml, report.*, dvc.yaml and plots/*/ in it."""
     if live_dir.is_file() or (
         live_dir.is_dir()
-        and any(live_dir.iterdir())
+        and _holds_a_file(live_dir)
         and not ((live_dir / "metrics.json").is_file() or (live_dir / "plots" / "metrics").is_dir())
     ):
         raise PipelineError(
             f"paths.live ({live_dir}) exists and is not a DVCLive folder (no metrics.json or plots/metrics/), and "
             "DVCLive deletes files by name in it: move it away or choose another path"
         )
+
+
+def _holds_a_file(folder: Path) -> bool:
+    """Whether anything but a folder is in or below `folder`; a link counts, even to a folder (not followed)."""
+    return any(path.is_symlink() or not path.is_dir() for path in folder.rglob("*"))

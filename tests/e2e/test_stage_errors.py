@@ -3,9 +3,12 @@ for another image size, a diverging run, a user's file where an output goes."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
 import zipfile
+from pathlib import Path
 
 import pytest
 import yaml
@@ -13,7 +16,7 @@ import yaml
 from segpipe.config import ModelConfig
 from segpipe.model import build_unet, save_model
 from segpipe.prepared import Normalization
-from tests.helpers import ROOT, merged, run_script, script_env, write_tiny_prepared
+from tests.helpers import ROOT, TINY, merged, run_script, script_env, signalled_when_ready, write_tiny_prepared
 
 pytestmark = pytest.mark.slow
 
@@ -104,3 +107,40 @@ def test_a_diverging_run_stops_in_one_line_and_keeps_no_model(tmp_path, tiny_par
     assert last.endswith("): no model saved; lower train.learning_rate (now 1e+30)")
     assert not (tmp_path / "models" / "model.keras").exists()
     assert not (tmp_path / "models" / ".backup").exists()
+
+
+def started_epoch_one(out, run, deadline: float = 300) -> None:
+    """Wait until the training process `run`, whose output goes to the file `out`, is in its first epoch."""
+    end = time.monotonic() + deadline
+    while "Epoch 1/" not in out.read_text():
+        assert run.poll() is None, f"training ended before its first epoch:\n{out.read_text()[-3000:]}"
+        assert time.monotonic() < end
+        time.sleep(0.02)
+
+
+def test_training_stopped_in_its_first_epoch_can_be_rerun(tmp_path, project_params):
+    """DVCLive deletes a fresh run's files as it starts: stopped then, it leaves only an empty plots/."""
+    params = merged(project_params, TINY)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    for script in ("stages/prepare.py", "stages/train.py"):
+        assert run_script(script, tmp_path, timeout=300).returncode == 0
+    params["train"]["epochs"] = 20
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    with (tmp_path / "out.txt").open("w") as out:  # a file: a full pipe would stall training
+        run = subprocess.Popen(
+            [sys.executable, str(ROOT / "stages" / "train.py")],
+            cwd=tmp_path,
+            env=script_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    assert signalled_when_ready(run, lambda: started_epoch_one(tmp_path / "out.txt", run), signal.SIGTERM) == 143
+    assert (tmp_path / "out.txt").read_text().strip().splitlines()[-1] == (
+        "ERROR segpipe: interrupted by SIGTERM: training stopped in epoch 1 of 20, before any epoch was saved: "
+        "rerunning starts at epoch 1"
+    )
+    live = tmp_path / "metrics" / "train"
+    assert [path.relative_to(live) for path in live.rglob("*")] == [Path("plots")]
+    rerun = run_script("stages/train.py", tmp_path, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert (tmp_path / "models" / "model.keras").is_file()
