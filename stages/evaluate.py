@@ -11,7 +11,7 @@ from segpipe import atomic
 from segpipe.config import load_params
 from segpipe.evaluation import evaluate_split, write_image_scores
 from segpipe.inference import keras_predictor
-from segpipe.metrics import confusion_rows, segmentation_scores
+from segpipe.metrics import class_iou_rows, confusion_rows, segmentation_scores
 from segpipe.model import load_model
 from segpipe.outputs import refuse_unowned_outputs
 from segpipe.prepared import open_prepared
@@ -29,7 +29,7 @@ def main() -> None:
     scores = segmentation_scores(cm, prepared.class_names)
     atomic.write_json(params.paths.eval_metrics, dataclasses.asdict(scores))
     atomic.write_csv(params.paths.confusion, confusion_rows(cm, prepared.class_names))
-    atomic.write_csv(params.paths.class_iou, [{"class": name, "iou": iou} for name, iou in scores.iou.items()])
+    atomic.write_csv(params.paths.class_iou, class_iou_rows(scores))
     write_image_scores(params.paths.image_iou, image_scores)
     log.info(
         "%d test images: pixel accuracy %s, mean IoU %s, foreground IoU %s; wrote %s",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +16,7 @@ from segpipe.config import ModelConfig
 from segpipe.model import build_unet, save_model
 from segpipe.predict import foreground_classes, full_size_mask, tinted
 from segpipe.prepared import Normalization
-from tests.helpers import ROOT, save_image
+from tests.helpers import ROOT, save_image, script_env
 
 CLASSES = ("pet", "background", "border")
 CONFIG = ModelConfig(depth=1, base_filters=2, batch_norm=True, batch_norm_momentum=0.9, dropout=0.0)
@@ -221,8 +223,8 @@ def test_a_file_in_the_output_folder_that_predict_did_not_write_is_never_replace
     assert predict(model_path, tmp_path / "fam" / "a.jpg", "--out", tmp_path / "out") == 1
     assert last_error(caplog) == (
         f"the output for {tmp_path / 'fam' / 'a.jpg'} ({tmp_path / 'out' / 'a.png'}) exists and was not written by "
-        "this pipeline (not an output in dvc.lock, not a PNG stamped Software=segpipe it writes): move it away or "
-        "choose another path"
+        "this pipeline (not an output in dvc.lock, not a PNG stamped Software=segpipe): move it away or choose "
+        "another path"
     )
     assert (tmp_path / "out" / "a.png").read_bytes() == before
 
@@ -234,6 +236,37 @@ def test_a_users_predictions_csv_is_never_replaced(model_path, tmp_path, caplog)
     assert predict(model_path, tmp_path / "fam" / "a.jpg", "--out", tmp_path / "out") == 1
     assert last_error(caplog).startswith(f"the table ({tmp_path / 'out' / 'predictions.csv'}) exists and was not")
     assert (tmp_path / "out" / "predictions.csv").read_text() == "my own table\n"
+
+
+def table_refusal(out) -> str:
+    return (
+        f"the table ({out / 'predictions.csv'}) exists and was not written by this pipeline (not an output in "
+        "dvc.lock, not a CSV with the columns file,width,height,share_*): move it away or choose another path"
+    )
+
+
+def test_a_users_csv_as_pythons_csv_module_writes_it_is_not_taken_for_predicts_table(model_path, tmp_path, caplog):
+    save_image(tmp_path / "fam" / "a.jpg", "RGB")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "predictions.csv").write_bytes(b"x\r\n")
+    assert predict(model_path, tmp_path / "fam" / "a.jpg", "--out", tmp_path / "out") == 1
+    assert last_error(caplog) == table_refusal(tmp_path / "out")
+    assert (tmp_path / "out" / "predictions.csv").read_bytes() == b"x\r\n"
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["predictions.csv"]
+
+
+@pytest.mark.slow
+def test_segpipe_predict_refuses_a_users_csv_at_its_table_as_a_process(model_path, tmp_path):
+    save_image(tmp_path / "fam" / "a.jpg", "RGB")
+    (tmp_path / "fam" / "out").mkdir()
+    (tmp_path / "fam" / "out" / "predictions.csv").write_bytes(b"file,width,height\r\n")  # no share column
+    command = [sys.executable, "-m", "segpipe", "predict", "--model", str(model_path), "a.jpg", "--out", "out"]
+    result = subprocess.run(
+        command, cwd=tmp_path / "fam", env=script_env(), capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == f"ERROR segpipe: {table_refusal(Path('out'))}"
+    assert (tmp_path / "fam" / "out" / "predictions.csv").read_bytes() == b"file,width,height\r\n"
 
 
 def test_an_overlay_tints_only_the_foreground_at_the_opacity_asked():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import glob
 import io
 import json
@@ -10,8 +11,9 @@ import os
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -82,19 +84,24 @@ def refuse_unstamped_dir(key: str, path: Path, stamp: str) -> None:
         )
 
 
-def refuse_unowned(outputs: dict[str, Path]) -> None:
-    """Refuse, before any work, to replace a file the pipeline did not write: each existing output
-    (key → path) must be listed as an output in the project's dvc.lock or be a file of the kind the
-    pipeline writes under that suffix (`PIPELINE_KINDS`)."""
-    for key, path in outputs.items():
-        if path.is_dir():
-            raise PipelineError(f"{key} ({path}) is a folder, not a file this pipeline wrote: choose another path")
-        if path.exists() and not (_listed_in_dvc_lock(path) or _of_our_kind(path)):
-            kind = PIPELINE_KINDS.get(path.suffix, (None, "file"))[1]
-            raise PipelineError(
-                f"{key} ({path}) exists and was not written by this pipeline (not an output in dvc.lock, not a "
-                f"{kind} it writes): move it away or choose another path"
-            )
+@dataclass(frozen=True)
+class FileShape:
+    """What a file output is like when the pipeline wrote it: `fits(path)` tells, `described` says it in errors."""
+
+    fits: Callable[[Path], bool]
+    described: str
+
+
+def refuse_unowned(key: str, path: Path, shape: FileShape) -> None:
+    """Refuse, before any work, to replace a file the pipeline did not write: an existing output `path`
+    (param `key`) must be listed as an output in the project's dvc.lock or have the `shape` of that output."""
+    if path.is_dir():
+        raise PipelineError(f"{key} ({path}) is a folder, not a file this pipeline wrote: choose another path")
+    if path.exists() and not (_listed_in_dvc_lock(path) or _fits(shape, path)):
+        raise PipelineError(
+            f"{key} ({path}) exists and was not written by this pipeline (not an output in dvc.lock, not a "
+            f"{shape.described}): move it away or choose another path"
+        )
 
 
 def _listed_in_dvc_lock(path: Path) -> bool:
@@ -113,25 +120,44 @@ def _listed_in_dvc_lock(path: Path) -> bool:
     )
 
 
-def _of_our_kind(path: Path) -> bool:
-    recognizer = PIPELINE_KINDS.get(path.suffix, (None, ""))[0]
+def _fits(shape: FileShape, path: Path) -> bool:
     try:
-        return recognizer is not None and recognizer(path)
+        return shape.fits(path)
     except (OSError, ValueError, UnicodeDecodeError, zipfile.BadZipFile):
         return False
 
 
-def _canonical_json(path: Path) -> bool:
+def json_with_keys(keys: Collection[str]) -> FileShape:
+    """Canonical JSON (as `write_json` writes it) of an object holding at least `keys`."""
+    return FileShape(
+        functools.partial(_canonical_json_with, keys=frozenset(keys)),
+        f"JSON file (sorted keys, 2-space indent) with the keys {','.join(sorted(keys))}",
+    )
+
+
+def _canonical_json_with(path: Path, keys: frozenset[str]) -> bool:
     text = path.read_text(encoding="utf-8")
-    return text == _json_text(json.loads(text))
+    data = json.loads(text)
+    return text == _json_text(data) and isinstance(data, dict) and keys <= data.keys()
 
 
-def _canonical_csv(path: Path) -> bool:
+def csv_with_columns(columns: Sequence[str]) -> FileShape:
+    """A CSV as `write_csv` writes it, headed by exactly `columns`."""
+    return csv_headed_by(lambda header: header == list(columns), ",".join(columns))
+
+
+def csv_headed_by(fits_header: Callable[[list[str]], bool], columns: str) -> FileShape:
+    """A CSV as `write_csv` writes it whose header row `fits_header`; `columns` describes that header."""
+    fits = functools.partial(_canonical_csv_headed_by, fits_header=fits_header)
+    return FileShape(fits, f"CSV with the columns {columns}")
+
+
+def _canonical_csv_headed_by(path: Path, fits_header: Callable[[list[str]], bool]) -> bool:
     text = path.read_bytes().decode("utf-8")  # as written: the csv module ends rows with \r\n
     rows = list(csv.reader(io.StringIO(text, newline="")))
     written = io.StringIO(newline="")
     csv.writer(written).writerows(rows)
-    return bool(rows) and written.getvalue() == text
+    return bool(rows) and fits_header(rows[0]) and written.getvalue() == text
 
 
 def _stamped_png(path: Path) -> bool:
@@ -148,21 +174,20 @@ def _stamped_jpeg(path: Path) -> bool:
         return image.format == "JPEG" and image.info.get("comment") == PNG_SOFTWARE.encode()
 
 
-def _keras_archive(path: Path) -> bool:
+def keras_archive_holding(card: str) -> FileShape:
+    """A Keras model archive that holds the file `card`, which Keras does not write but the pipeline does."""
+    return FileShape(functools.partial(_keras_archive_holding, card=card), f"Keras model archive holding {card}")
+
+
+def _keras_archive_holding(path: Path, card: str) -> bool:
     with zipfile.ZipFile(path) as archive:
-        return {"config.json", "metadata.json"} <= set(archive.namelist())
+        return {"config.json", "metadata.json", card} <= set(archive.namelist())
 
 
 # The Software text of every PNG (the comment of every JPEG) the pipeline writes: how it knows its own images.
 PNG_SOFTWARE = "segpipe"
-# What the pipeline writes under each suffix, recognised by content: (recognizer, what it is called in errors).
-PIPELINE_KINDS: dict[str, tuple[Callable[[Path], bool], str]] = {
-    ".json": (_canonical_json, "JSON file (sorted keys, 2-space indent)"),
-    ".csv": (_canonical_csv, "CSV file"),
-    ".png": (_stamped_png, f"PNG stamped Software={PNG_SOFTWARE}"),
-    ".jpg": (_stamped_jpeg, f"JPEG with the comment {PNG_SOFTWARE}"),
-    ".keras": (_keras_archive, "Keras model archive"),
-}
+STAMPED_PNG = FileShape(_stamped_png, f"PNG stamped Software={PNG_SOFTWARE}")
+STAMPED_JPEG = FileShape(_stamped_jpeg, f"JPEG with the comment {PNG_SOFTWARE}")
 
 
 def sweep_leftovers(path: Path) -> None:

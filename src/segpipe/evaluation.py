@@ -6,7 +6,6 @@ import csv
 import dataclasses
 import logging
 import typing
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,17 +18,9 @@ from segpipe.inference import Predictor, probabilities_with_tta
 from segpipe.metrics import confusion_matrix, per_class_iou
 from segpipe.prepared import PreparedData, SplitName
 from segpipe.progress import Progress
+from segpipe.records import ImageScore
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ImageScore:
-    """One test image's score: `index` is its position in the stored test split, `file_name` its source file."""
-
-    index: int
-    file_name: str
-    mean_iou: float  # over the classes its truth or its prediction holds
 
 
 def predict_classes(predictor: Predictor, images: np.ndarray, tta: Tta = "none") -> np.ndarray:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from segpipe.records import CLASS_IOU_COLUMNS, CONFUSION_COLUMNS, Scores
 
 BACKGROUND = "background"  # the class name foreground IoU leaves out
 
@@ -31,18 +32,6 @@ def per_class_dice(cm: np.ndarray) -> np.ndarray:
     total = cm.sum(axis=0) + cm.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(total > 0, 2 * tp / total, np.nan)
-
-
-@dataclass(frozen=True)
-class Scores:
-    """A split's scores, as evaluate writes them (`dataclasses.asdict` is the JSON); None where undefined."""
-
-    pixel_accuracy: float | None
-    mean_iou: float | None  # over the classes present in truth or prediction
-    foreground_iou: float | None  # all but `background` as one class (Oxford: border counted as pet)
-    iou: dict[str, float | None]
-    dice: dict[str, float | None]
-    pixels: int
 
 
 def segmentation_scores(cm: np.ndarray, class_names: Sequence[str]) -> Scores:
@@ -79,10 +68,15 @@ def _foreground_iou(cm: np.ndarray, class_names: Sequence[str]) -> float | None:
 def confusion_rows(cm: np.ndarray, class_names: Sequence[str]) -> list[dict[str, Any]]:
     """The matrix as long-format rows (actual, predicted, pixels) for DVC's confusion plot."""
     return [
-        {"actual": actual, "predicted": predicted, "pixels": int(cm[i, j])}
+        dict(zip(CONFUSION_COLUMNS, (actual, predicted, int(cm[i, j])), strict=True))
         for i, actual in enumerate(class_names)
         for j, predicted in enumerate(class_names)
     ]
+
+
+def class_iou_rows(scores: Scores) -> list[dict[str, Any]]:
+    """Each class's IoU as a row (class, iou), in class-id order."""
+    return [dict(zip(CLASS_IOU_COLUMNS, item, strict=True)) for item in scores.iou.items()]
 
 
 def _number(value: float) -> float | None:

@@ -16,6 +16,7 @@ from segpipe.config import ModelConfig
 from segpipe.encoders import encoder_features
 from segpipe.errors import DataError
 from segpipe.keras_workarounds import layer_dtype_policy
+from segpipe.outputs import MODEL_CARD
 from segpipe.prepared import Normalization, PreparedData
 
 
@@ -93,9 +94,6 @@ def _backbone_unet(image_size: int, num_classes: int, config: ModelConfig, with_
         x = upsample_block(x, features.get(2**level), config.base_filters * 2**level, config)
     logits = layers.Conv2D(num_classes, 1, dtype="float32", name="logits")(x)
     return keras.Model(inputs, logits, name=f"unet_{config.encoder}")
-
-
-MODEL_CARD = "segpipe.json"  # inside the .keras archive (Keras ignores it): what a user of the model needs
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,8 @@ from segpipe.palette import class_palette
 log = logging.getLogger(__name__)
 
 CSV_NAME = "predictions.csv"
+CSV_COLUMNS = ("file", "width", "height")  # then one column per class: SHARE_PREFIX and its name
+SHARE_PREFIX = "share_"
 STAGING_PREFIX = ".segpipe-predict-"  # then the process id: a later run sweeps those whose process is gone
 PROGRESS_FROM = 5  # images: a progress bar from this many on
 
@@ -104,14 +106,27 @@ def check_outputs(inputs: list[Path], images: list[InputImage], options: Predict
                 "choose an output folder that holds none"
             )
     claimed: dict[Path, Path] = {}
-    existing: dict[str, Path] = {"the table": options.out_dir / CSV_NAME}
+    atomic.refuse_unowned("the table", options.out_dir / CSV_NAME, TABLE_SHAPE)
     for image in images:
-        for name in output_names(image, options.overlay):
+        for name, shape in zip(output_names(image, options.overlay), IMAGE_SHAPES, strict=False):
             target = (out_dir / name).resolve()
             if claimed.setdefault(target, image.path) != image.path:
                 raise DataError(f"{claimed[target]} and {image.path} would both be written to {options.out_dir / name}")
-            existing[f"the output for {image.path}"] = options.out_dir / name
-    atomic.refuse_unowned(existing)
+            atomic.refuse_unowned(f"the output for {image.path}", options.out_dir / name, shape)
+
+
+def _is_table_header(header: list[str]) -> bool:
+    """The header `_csv_row` gives: CSV_COLUMNS, then a share column for each of at least one class."""
+    shares = header[len(CSV_COLUMNS) :]
+    return (
+        tuple(header[: len(CSV_COLUMNS)]) == CSV_COLUMNS
+        and bool(shares)
+        and all(name.startswith(SHARE_PREFIX) for name in shares)
+    )
+
+
+TABLE_SHAPE = atomic.csv_headed_by(_is_table_header, ",".join((*CSV_COLUMNS, f"{SHARE_PREFIX}*")))
+IMAGE_SHAPES = (atomic.STAMPED_PNG, atomic.STAMPED_JPEG)  # of the names `output_names` gives: mask, overlay
 
 
 def predict_files(
@@ -250,9 +265,11 @@ def tinted(
 def _csv_row(image: InputImage, mask: np.ndarray, class_names: tuple[str, ...]) -> dict[str, object]:
     counts = np.bincount(mask.ravel(), minlength=len(class_names))
     shares = {
-        f"share_{name}": round(float(count) / mask.size, 6) for name, count in zip(class_names, counts, strict=True)
+        f"{SHARE_PREFIX}{name}": round(float(count) / mask.size, 6)
+        for name, count in zip(class_names, counts, strict=True)
     }
-    return {"file": str(image.path), "width": mask.shape[1], "height": mask.shape[0], **shares}
+    size = dict(zip(CSV_COLUMNS, (str(image.path), mask.shape[1], mask.shape[0]), strict=True))
+    return {**size, **shares}
 
 
 def _move_into(staging: Path, out_dir: Path) -> None:

@@ -289,8 +289,8 @@ def test_a_users_file_at_an_output_path_survives_dvc_repro(clean_repo):
     output = failed_repro(clean_repo)
     assert (
         "ERROR segpipe: paths.eval_metrics (notes/results.json) exists and was not written by this pipeline (not an "
-        "output in dvc.lock, not a JSON file (sorted keys, 2-space indent) it writes): move it away or choose "
-        "another path\n"
+        "output in dvc.lock, not a JSON file (sorted keys, 2-space indent) with the keys dice,iou,mean_iou,"
+        "pixel_accuracy,pixels): move it away or choose another path\n"
     ) in output
     assert (clean_repo.root / "notes" / "results.json").read_text() == '{"mine": true}'
     shutil.rmtree(clean_repo.root / "notes")

@@ -15,8 +15,10 @@ import yaml
 
 from segpipe.config import ModelConfig
 from segpipe.model import build_unet, save_model
+from segpipe.outputs import MODEL_CARD
 from segpipe.prepared import Normalization
 from tests.helpers import ROOT, TINY, merged, run_script, script_env, signalled_when_ready, write_tiny_prepared
+from tests.test_atomic import EVAL_JSON, EXCEL_EXPORT, SETTINGS
 
 pytestmark = pytest.mark.slow
 
@@ -56,23 +58,33 @@ def test_bad_params_stop_the_stage_before_it_writes(tmp_path, project_params, st
     assert all(path.read_text() == "earlier result" for path in outputs.values())
 
 
-def test_the_check_stage_refuses_a_users_file_as_a_process_and_leaves_it(tmp_path, project_params):
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(merged(project_params, {"paths": {"class_iou": "mine.csv"}})))
-    (tmp_path / "mine.csv").write_text("my;own\n")
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "stages" / "check.py")],
-        cwd=tmp_path,
-        env=script_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+@pytest.mark.parametrize("stage", ["check", "evaluate"])
+@pytest.mark.parametrize(
+    ("name", "path", "content", "described"),
+    [
+        ("class_iou", "mine.csv", b"my;own\n", "CSV with the columns class,iou"),
+        ("confusion", "mydata/excel_export.csv", EXCEL_EXPORT, "CSV with the columns actual,predicted,pixels"),
+        (
+            "eval_metrics",
+            "mydata/settings.json",
+            SETTINGS.encode(),
+            EVAL_JSON,
+        ),
+    ],
+)
+def test_a_stage_refuses_a_users_file_at_its_output_as_a_process_and_leaves_it(
+    tmp_path, project_params, stage, name, path, content, described
+):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(merged(project_params, {"paths": {name: path}})))
+    (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / path).write_bytes(content)
+    result = run_script(f"stages/{stage}.py", tmp_path, timeout=120)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
-        "ERROR segpipe: paths.class_iou (mine.csv) exists and was not written by this pipeline (not an output in "
-        "dvc.lock, not a CSV file it writes): move it away or choose another path"
+        f"ERROR segpipe: paths.{name} ({path}) exists and was not written by this pipeline (not an output in "
+        f"dvc.lock, not a {described}): move it away or choose another path"
     )
-    assert (tmp_path / "mine.csv").read_text() == "my;own\n"
+    assert (tmp_path / path).read_bytes() == content
     assert not (tmp_path / "data" / "checked.json").exists()
 
 
@@ -100,6 +112,7 @@ def test_a_diverging_run_stops_in_one_line_and_keeps_no_model(tmp_path, tiny_par
     with zipfile.ZipFile(tmp_path / "models" / "model.keras", "w") as earlier:  # an earlier run's model
         earlier.writestr("config.json", "{}")
         earlier.writestr("metadata.json", "{}")
+        earlier.writestr(MODEL_CARD, "{}")  # the card: what tells the pipeline's own model archive from others
     result = run_script("stages/train.py", tmp_path)
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
