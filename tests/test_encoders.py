@@ -140,6 +140,38 @@ def test_imagenet_weights_offline_stop_train_in_one_line_naming_the_file_and_whe
     assert not (tmp_path / "models" / "model.keras").exists()
 
 
+# Run as a process: Keras reads KERAS_HOME once, when it is imported. Keras checks a cached file against the
+# published hash, and we cannot hold the real ImageNet file: the check is stubbed, and a file of the right name,
+# in Keras's legacy .h5 layout like the real one, holds weights the test knows.
+CACHED_IMAGENET = """
+import sys, h5py, keras, numpy as np
+from keras.src.legacy.saving import legacy_h5_format
+from keras.src.utils import file_utils
+from segpipe.encoders import ENCODER
+from segpipe.model import build_unet
+from tests.test_encoders import UNIT, backbone_config
+keras.utils.set_random_seed(2)
+trunk = keras.applications.VGG16(include_top=False, weights=None, input_shape=(64, 64, 3))
+with h5py.File(sys.argv[1], "w") as cached:
+    legacy_h5_format.save_weights_to_hdf5_group(cached, trunk)
+file_utils.validate_file = lambda *args, **kwargs: True
+encoder = build_unet(32, 3, backbone_config("vgg16", encoder_weights="imagenet"), UNIT).get_layer(ENCODER)
+pairs = zip(encoder.get_weights(), trunk.get_weights(), strict=True)
+print("same weights" if all(np.array_equal(ours, theirs) for ours, theirs in pairs) else "other weights")
+"""
+
+
+@pytest.mark.slow  # a process
+def test_imagenet_weights_already_in_keras_cache_are_used_without_a_network(tmp_path):
+    cached = tmp_path / "keras" / "models" / "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    cached.parent.mkdir(parents=True)
+    env = {**script_env(), "KERAS_HOME": str(tmp_path / "keras"), "https_proxy": "http://127.0.0.1:9", "no_proxy": ""}
+    command = [sys.executable, "-c", CACHED_IMAGENET, str(cached)]
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines()[-1] == "same weights"
+
+
 def test_a_weights_file_of_another_backbone_is_refused_in_one_line(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "models" / "pretrained").mkdir(parents=True)
