@@ -29,6 +29,7 @@ from segpipe.config import MAX_CLASSES, Tta
 from segpipe.errors import DataError
 from segpipe.images import IMAGE_SUFFIXES, read_rgb, resize_image
 from segpipe.inference import Predictor, probabilities_with_tta
+from segpipe.metrics import BACKGROUND  # the class an overlay leaves untinted, as foreground IoU leaves it out
 from segpipe.palette import class_palette
 
 log = logging.getLogger(__name__)
@@ -38,9 +39,6 @@ CSV_COLUMNS = ("file", "width", "height")  # then one column per class: SHARE_PR
 SHARE_PREFIX = "share_"
 STAGING_PREFIX = ".segpipe-predict-"  # then the process id: a later run sweeps those whose process is gone
 PROGRESS_FROM = 5  # images: a progress bar from this many on
-
-
-BACKGROUND = "background"  # the class name an overlay leaves untinted (Oxford's, and the masks layout's default)
 
 
 @dataclass(frozen=True)
