@@ -40,6 +40,14 @@ def test_quick_speed_benchmark_compares_workers_input_pipelines_and_training_swi
     assert "| float32 | 1 |" in out and "| bfloat16 | 1 |" in out
 
 
+def test_quick_profile_prints_the_first_and_steady_step_and_where_a_step_goes(tmp_path):
+    out = run_benchmark_script("benchmarks/profile_step.py", "--quick", "--folder", str(pets(tmp_path)))
+    assert "first epoch: " in out and " ms/step (tracing, kernel set-up); steady: " in out
+    assert "| ops | thread ms/step | share |" in out
+    for category in ("convolutions (forward and backward)", "batch norm (Keras: float32, not fused)", "optimizer"):
+        assert f"| {category} | " in out
+
+
 def test_quick_inference_benchmark_prints_tta_and_every_format(tmp_path):
     out = run_benchmark_script("benchmarks/inference.py", "--quick", "--folder", str(pets(tmp_path)))
     assert "| none |" in out and "| flip |" in out
