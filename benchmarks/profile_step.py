@@ -131,7 +131,7 @@ def main() -> None:
     print(f"first epoch: {1000 * first:.0f} ms/step (tracing, kernel set-up); steady: {1000 * steady:.0f} ms/step\n")
     print(markdown_table(["ops", "thread ms/step", "share"], category_rows(times, steps)))
     top = ", ".join(f"{name} {picoseconds / 1e9 / steps:.1f}" for name, picoseconds in _top(times, OTHER, 6))
-    print(f"\nlargest in {OTHER!r} (ms/step): {top}")
+    print(f"\nlargest in {OTHER!r} (thread ms/step): {top}")
 
 
 def _top(times: collections.Counter, category_name: str, count: int) -> list[tuple[str, int]]:
